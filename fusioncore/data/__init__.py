@@ -1,0 +1,1 @@
+"""Data layer: frames, formats, catalog, synthetic vehicles, graphs."""

@@ -1,0 +1,231 @@
+"""``CANDataModule``: splits of a dataset as lazily-built window-graph batches.
+
+The data module holds each split as columns (``Frames``) plus window start
+rows; a batch of window graphs is built only when a loader asks for it, so
+memory stays at the size of the columns however many windows there are.
+
+Splits are by file and by time, never by random window:
+
+* ``train`` / ``fusion`` / ``val``: every training file is cut into
+  consecutive time blocks (default 70 / 15 / 15 % of its rows). Detectors
+  train on ``train``; fusions fit on ``fusion`` (outputs of detectors that
+  never saw those windows: fitting a fusion on in-sample outputs teaches it to
+  trust whichever detector overfits most); ``val`` serves early stopping and
+  decision thresholds. Every split sees every vehicle and attack file.
+  Windows straddling a cut are dropped.
+* each ``test_*`` folder of the dataset is its own scenario.
+
+The ID vocabulary and the feature normaliser are fitted on benign frames of
+the training block only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from collections.abc import Sequence
+
+import attrs
+import numpy as np
+import pytorch_lightning as pl
+from torch.utils.data import DataLoader
+
+from fusioncore.contracts import DatasetFiles, FormatReader, GraphSchema
+from fusioncore.data.frames import Frames
+from fusioncore.data.graphs import FeatureNormalizer, WindowGraphBuilder
+from fusioncore.data.loading import load_files
+from fusioncore.data.vocab import IdVocabulary
+from fusioncore.data.windows import WindowSpec, source_runs, window_labels, window_starts
+from fusioncore.errors import ConfigError
+
+__all__ = ["CANDataModule", "SplitWindows", "split_time_blocks"]
+
+
+@attrs.frozen(eq=False)
+class SplitWindows:
+    """One split: its frames, window start rows, labels and per-file hashes."""
+
+    name: str
+    frames: Frames
+    starts: np.ndarray
+    labels: np.ndarray
+    attack_types: np.ndarray
+    file_hashes: tuple[str, ...] = ()
+
+    @property
+    def window_ids(self) -> np.ndarray:
+        return np.arange(len(self.starts), dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def subset(self, mask: np.ndarray, name: str | None = None) -> SplitWindows:
+        return attrs.evolve(
+            self,
+            name=name or self.name,
+            starts=self.starts[mask],
+            labels=self.labels[mask],
+            attack_types=self.attack_types[mask],
+        )
+
+
+def split_time_blocks(
+    frames: Frames, spec: WindowSpec, shares: Sequence[float]
+) -> list[np.ndarray]:
+    """Window starts of consecutive time blocks of every file, one array per share.
+
+    ``shares`` (e.g. ``(0.7, 0.15, 0.15)``) cut each file's rows in order;
+    a window belongs to a block only if it lies wholly inside it, so windows
+    straddling a cut are dropped and no frame is in two blocks.
+    """
+    shares = np.asarray(shares, dtype=np.float64)
+    if (shares < 0).any() or shares.sum() <= 0:
+        raise ConfigError(f"split shares must be >= 0 with a positive sum, got {list(shares)}")
+    bounds = np.concatenate([[0.0], np.cumsum(shares / shares.sum())])
+    starts = window_starts(frames, spec)
+    begin, end = source_runs(frames)
+    run = np.searchsorted(begin, starts, side="right") - 1
+    length = (end - begin)[run]
+    out = []
+    for lo, hi in itertools.pairwise(bounds):
+        first = begin[run] + np.floor(length * lo).astype(np.int64)
+        last = begin[run] + np.floor(length * hi).astype(np.int64)
+        out.append(starts[(starts >= first) & (starts + spec.size <= last)])
+    return out
+
+
+class _BuildBatch:
+    """collate_fn: window indices -> one PyG batch (picklable for worker processes)."""
+
+    def __init__(self, builder: WindowGraphBuilder, split: SplitWindows) -> None:
+        self.builder, self.split = builder, split
+
+    def __call__(self, indices: Sequence[int]):
+        idx = np.asarray(indices, dtype=np.int64)
+        return self.builder.build(self.split.frames, self.split.starts[idx], window_ids=idx)
+
+
+class CANDataModule(pl.LightningDataModule):
+    """Train / val / test-scenario loaders over one resolved dataset."""
+
+    def __init__(
+        self,
+        files: DatasetFiles,
+        *,
+        window: WindowSpec | None = None,
+        shares: Sequence[float] = (0.7, 0.15, 0.15),
+        batch_size: int = 256,
+        readers: Sequence[FormatReader] | None = None,
+        errors: str = "raise",
+        num_workers: int = 0,
+        progress: bool = True,
+    ) -> None:
+        super().__init__()
+        self.files = files
+        self.window = window or WindowSpec()
+        self.shares = tuple(float(x) for x in shares)
+        if len(self.shares) != 3:
+            raise ConfigError("shares must be (detector, fusion, val) fractions")
+        self.batch_size = batch_size
+        self.readers = readers
+        self.errors = errors
+        self.num_workers = num_workers
+        self.progress = progress
+        self.splits: dict[str, SplitWindows] = {}
+        self.vocab: IdVocabulary | None = None
+        self.builder: WindowGraphBuilder | None = None
+        self.skipped_rows = 0
+
+    # -- setup ---------------------------------------------------------------
+    def _load(self, name: str, paths, starts_fn) -> SplitWindows:
+        loaded = load_files(paths, readers=self.readers, errors=self.errors, progress=self.progress)
+        self.skipped_rows += loaded.skipped
+        starts = starts_fn(loaded.frames)
+        labels, types = window_labels(loaded.frames, starts, self.window.size)
+        return SplitWindows(name, loaded.frames, starts, labels, types, loaded.hashes)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:
+            return
+        holder: dict[str, np.ndarray] = {}
+
+        def train_starts(frames: Frames) -> np.ndarray:
+            train, holder["fusion"], holder["val"] = split_time_blocks(frames, self.window, self.shares)
+            return train
+
+        train = self._load("train", self.files.train, train_starts)
+        self.splits = {"train": train}
+        for name in ("fusion", "val"):
+            labels, types = window_labels(train.frames, holder[name], self.window.size)
+            self.splits[name] = SplitWindows(
+                name, train.frames, holder[name], labels, types, train.file_hashes
+            )
+        # Vocabulary and normaliser see only benign frames of the training block.
+        in_train = np.zeros(len(train.frames), bool)
+        if len(train.starts):
+            rows = (train.starts[:, None] + np.arange(self.window.size)).ravel()
+            in_train[rows] = True
+        self.vocab = IdVocabulary.fit(train.frames.take(in_train), benign_only=True)
+        builder = WindowGraphBuilder(self.vocab, self.window)
+        benign = train.starts[train.labels == 0]
+        self.builder = builder.with_normalizer(FeatureNormalizer.fit(builder, train.frames, benign))
+        for scenario, paths in self.files.tests.items():
+            self.splits[scenario] = self._load(
+                scenario, paths, lambda f: window_starts(f, self.window)
+            )
+
+    # -- views -----------------------------------------------------------------
+    @property
+    def schema(self) -> GraphSchema:
+        self._require_setup()
+        return self.builder.schema
+
+    @property
+    def test_scenarios(self) -> list[str]:
+        return [name for name in self.splits if name not in ("train", "fusion", "val")]
+
+    def _require_setup(self) -> None:
+        if self.builder is None:
+            raise RuntimeError("call setup() first")
+
+    def fingerprint(self, split: str) -> str:
+        """Data identity of a split: file hashes + window parameters + vocabulary + split."""
+        self._require_setup()
+        s = self.splits[split]
+        payload = {
+            "files": list(s.file_hashes),
+            "window": attrs.asdict(self.window),
+            "shares": list(self.shares),
+            "builder": self.builder.fingerprint(),  # vocabulary, normaliser, window spec
+            "split": split,
+            "n_windows": len(s),
+        }
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+    def loader(
+        self, split: str, *, benign_only: bool = False, shuffle: bool = False, seed: int = 0
+    ) -> DataLoader:
+        self._require_setup()
+        data = self.splits[split]
+        if benign_only:
+            data = data.subset(data.labels == 0)
+        generator = None
+        if shuffle:
+            import torch
+
+            generator = torch.Generator().manual_seed(seed)
+        return DataLoader(
+            range(len(data)),
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            generator=generator,
+            collate_fn=_BuildBatch(self.builder, data),
+            num_workers=self.num_workers,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self.loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self.loader("val")
