@@ -138,7 +138,3 @@ def _register_optional_commands() -> None:
         except ModuleNotFoundError as exc:
             if exc.name != module:
                 raise
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())

@@ -50,6 +50,7 @@ class TrainedDetector:
     seconds: float
     reused: bool
     checkpoint: Path
+    processes: int = 1  #: training processes (DDP world size)
 
 
 @attrs.frozen(eq=False)
@@ -136,7 +137,7 @@ def train_or_reuse(
             if target != cached:
                 save_detector(target, model, name, params, dm.schema)
             log.info("reusing trained %s from %s", name, cached)
-            return TrainedDetector(name, model, dict(params), 0.0, True, target)
+            return TrainedDetector(name, model, dict(params), 0.0, True, target, processes=0)
         except Exception as exc:  # a stale / damaged checkpoint: retrain
             log.warning("could not reuse %s (%s); retraining", cached, exc)
     pl.seed_everything(seed, workers=True, verbose=False)
@@ -149,6 +150,11 @@ def train_or_reuse(
     trainer = make_trainer(settings, out_dir, name=name, has_validation=has_val)
     start = time.perf_counter()
     trainer.fit(model, train_dataloaders=train_loader, val_dataloaders=val_loader if has_val else None)
+    if trainer.global_rank != 0:
+        # DDP worker processes exist to train; rank 0 alone goes on to predict and report
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+        raise SystemExit(0)
     best = getattr(trainer.checkpoint_callback, "best_model_path", "") if out_dir else ""
     if best and Path(best).exists():
         # The best epoch, not the last one; Lightning checkpoints hold only tensors and
@@ -161,7 +167,7 @@ def train_or_reuse(
     save_detector(cached, model, name, params, dm.schema)
     if target != cached:
         save_detector(target, model, name, params, dm.schema)
-    return TrainedDetector(name, model, dict(params), seconds, False, target)
+    return TrainedDetector(name, model, dict(params), seconds, False, target, trainer.world_size)
 
 
 def prediction_key(detector_fingerprint: str, data_fingerprint: str, split: str) -> str:
@@ -197,7 +203,7 @@ def run_detector(model: Detector, loader, settings: TrainerSettings) -> Detector
         devices=1,
         logger=False,
         enable_checkpointing=False,
-        enable_progress_bar=settings.progress,
+        enable_progress_bar=False,  # the pipeline shows one bar over all splits instead
         enable_model_summary=False,
     )
     model.eval()

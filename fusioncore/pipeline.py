@@ -152,11 +152,13 @@ def run_pipeline(
                     name, det_classes[name], component_params(cfg, "detector", name), dm, settings,
                     out_dir=out_dir, seed=seed,
                 )
-            with timer(f"predict.{name}"):
+            with timer(f"predict.{name}"), _progress(settings.progress) as bar:
+                task = bar.add_task(f"scoring splits with {name}", total=len(splits))
                 for split in splits:
                     res = predict_split(trained[name], dm, split, store, settings)
                     outputs[split][name] = res.output
                     hits, misses = hits + res.cache_hit, misses + (not res.cache_hit)
+                    bar.advance(task)
     finally:
         store.close()
     for split in splits:
@@ -167,10 +169,11 @@ def run_pipeline(
     calibrators = {n: PlattScaler.fit(outputs[fit_split][n].score, labels[fit_split]) for n in detectors}
     scores = {s: np.stack([calibrators[n](outputs[s][n].score) for n in detectors], 1) for s in splits}
 
-    methods: dict[str, dict[str, np.ndarray]] = {s: {} for s in splits}
-    for i, name in enumerate(detectors):
-        for s in splits:
-            methods[s][name] = scores[s][:, i]
+    # single detectors are judged on their raw scores: calibration is monotone, but a
+    # saturated sigmoid would turn very large scores into ties and understate AUROC
+    methods: dict[str, dict[str, np.ndarray]] = {
+        s: {name: outputs[s][name].score.astype(np.float64) for name in detectors} for s in splits
+    }
     policies: dict[str, np.ndarray] = {}
     fusion_states: dict[str, Any] = {}
     if fusions:
@@ -208,7 +211,8 @@ def run_pipeline(
         "scenarios": {},
         "validation": {m: scenario_metrics(labels["val"], sc, attack_types["val"], thresholds[m])
                        for m, sc in methods["val"].items()},
-        "training": {n: {"seconds": round(t.seconds, 3), "reused": t.reused} for n, t in trained.items()},
+        "training": {n: {"seconds": round(t.seconds, 3), "reused": t.reused, "processes": t.processes}
+                     for n, t in trained.items()},
         "prediction_cache": {"hits": hits, "misses": misses},
         "skipped_rows": dm.skipped_rows,
     }
@@ -238,6 +242,13 @@ def run_pipeline(
     write_report(out_dir, report)
     call_lifecycle(plugins, "fusioncore_run_finished", run=run, report=report)
     return RunResult(out_dir, report)
+
+
+def _progress(enabled: bool):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), disable=not enabled, transient=False)
 
 
 def _mean(values: list) -> float | None:

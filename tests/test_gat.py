@@ -8,7 +8,13 @@ import math
 import numpy as np
 import pytest
 import torch
-from detector_batches import TOY_SCHEMA, as_loader, make_batches, quiet_trainer
+from detector_batches import (
+    TOY_SCHEMA,
+    as_loader,
+    make_batches,
+    one_torch_thread,
+    quiet_trainer,
+)
 from fusioncore_gat import PRESETS, GATConfig, GATDetector
 from torchmetrics.functional.classification import binary_auroc
 
@@ -21,6 +27,12 @@ pytestmark = pytest.mark.filterwarnings(
     r"ignore:`isinstance\(treespec, LeafSpec\)` is deprecated:FutureWarning"
 )
 PAYLOAD_SHIFT = 3.0
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    with one_torch_thread():
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,148 @@
+"""`fusioncore run` / `train` end to end on the synthetic dataset (quick preset)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from fusioncore.cli import main
+
+ARTIFACTS = ("config.yaml", "metrics.csv", "report.json", "report.md", "policy.png")
+METRICS = {"mcc", "f1", "precision", "recall", "auroc", "ap", "accuracy", "n_windows", "n_attack_windows"}
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    """Cache and data dirs shared by this module's runs (so the second run can hit the store)."""
+    base = tmp_path_factory.mktemp("pipeline-env")
+    saved = {k: os.environ.get(k) for k in ("FUSIONCORE_CACHE_DIR", "FUSIONCORE_DATA")}
+    os.environ["FUSIONCORE_CACHE_DIR"] = str(base / "cache")
+    os.environ["FUSIONCORE_DATA"] = str(base / "data")
+    yield base
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture(autouse=True)
+def _keep_module_env(env, monkeypatch):
+    monkeypatch.setenv("FUSIONCORE_CACHE_DIR", str(env / "cache"))
+    monkeypatch.setenv("FUSIONCORE_DATA", str(env / "data"))
+
+
+def _run(out: Path, *extra: str) -> dict:
+    code = main(["run", "--preset", "quick", "--fusion", "dqn,mean,weighted,stacking",
+                 "--out", str(out), "trainer.progress=false", *extra])
+    assert code == 0
+    return json.loads((out / "report.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def first_run(env):
+    out = env / "run1"
+    return out, _run(out)
+
+
+def test_run_writes_every_artifact(first_run):
+    out, report = first_run
+    for name in ARTIFACTS:
+        assert (out / name).stat().st_size > 0, name
+    scenarios = report["scenarios"]
+    assert len(scenarios) == 6  # the synthetic dataset's six test folders
+    for scenario, methods in scenarios.items():
+        assert (out / f"curves_{scenario}.png").exists()
+        assert set(methods) == {"vgae", "gat", "dqn", "mean", "weighted", "stacking"}
+        for m in methods.values():
+            assert METRICS <= set(m)
+            assert m["n_windows"] > 0
+    assert "per_attack_type" in scenarios["test_01_known_vehicle_known_attack"]["dqn"]
+    assert {"data", "train.vgae", "train.gat", "fit.dqn"} <= set(report["timings"])
+    assert list((out / "checkpoints").rglob("*.ckpt")), "Lightning checkpoints"
+    assert list((out / "logs").rglob("events.out.tfevents.*")), "TensorBoard logs"
+    assert list((out / "logs").rglob("metrics.csv")), "CSV logs"
+    assert (out / "detectors" / "gat.pt").exists() and (out / "model" / "model.json").exists()
+
+
+def _comparable(report: dict) -> dict:
+    return {k: v for k, v in report.items() if k not in ("timings", "training", "prediction_cache")}
+
+
+def test_same_seed_same_report_and_store_hits(first_run, env):
+    _, first = first_run
+    second = _run(env / "run2")
+    assert _comparable(second) == _comparable(first)
+    # the second run reuses both detectors and reads every output from the store
+    assert second["prediction_cache"]["misses"] == 0
+    assert second["prediction_cache"]["hits"] == first["prediction_cache"]["misses"] > 0
+    assert all(t["reused"] for t in second["training"].values())
+
+
+def test_store_hit_runs_no_forward_pass(first_run, env, monkeypatch):
+    import fusioncore.detectors as detectors
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a detector forward pass ran despite a store hit")
+
+    monkeypatch.setattr(detectors, "run_detector", forbidden)
+    report = _run(env / "run3")
+    assert report["prediction_cache"]["misses"] == 0
+
+
+def test_train_command_evaluates_detectors_alone(env, capsys):
+    out = env / "train"
+    assert main(["train", "--preset", "quick", "--detectors", "gat", "--out", str(out),
+                 "trainer.progress=false"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["fusions"] == []
+    assert set(report["scenarios"]["test_01_known_vehicle_known_attack"]) == {"gat"}
+    assert "AUROC" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["run", "--detectors", "vgea"], "unknown detector 'vgea'; available:"),
+        (["run", "--fusion", "dqm"], "Did you mean 'dqn'?"),
+        (["run", "--dataset", "set_09"], "unknown dataset 'set_09'"),
+        (["run", "--dataset", "hcrl_sa", "--data-root", "/nonexistent"], "not found: looked in"),
+        (["run", "--strategy", "ddp", "--devices", "1"], "needs --devices 2"),
+        (["run", "fusion.dqn.nope=1"], "bad config override"),
+        (["run", "notakeyvalue"], "is not KEY=VALUE"),
+        (["inspect", "/nonexistent.csv"], "no such file"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(argv, needle, capsys, tmp_path):
+    assert main([*argv, *(["--out", str(tmp_path / "o")] if argv[0] == "run" else [])]) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err
+    assert "Traceback" not in err and err.startswith("error:")
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes(env, tmp_path):
+    """Detector training under Lightning DDP with 2 CPU processes (gloo).
+
+    Run as a real command: Lightning's DDP launcher re-executes the command line
+    for the second process, which must be the CLI, not the test runner.
+    """
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp"
+    proc = subprocess.run(
+        [sys.executable, "-m", "fusioncore", "train", "--preset", "quick", "--detectors", "gat",
+         "--strategy", "ddp", "--devices", "2", "--accelerator", "cpu", "--seed", "11",
+         "--out", str(out), "trainer.progress=false"],
+        capture_output=True, text=True, timeout=600, env=os.environ.copy(),
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    assert report["training"]["gat"] == {**report["training"]["gat"], "processes": 2, "reused": False}
+    assert report["scenarios"]["test_01_known_vehicle_known_attack"]["gat"]["auroc"] is not None
+    report = json.loads((out / "report.json").read_text())
+    assert report["scenarios"]["test_01_known_vehicle_known_attack"]["gat"]["auroc"] is not None
