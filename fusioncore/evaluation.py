@@ -63,7 +63,12 @@ def _mcc(tp, fp, tn, fn) -> np.ndarray:
 
 
 def best_mcc_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
-    """Threshold maximising MCC (attack if ``score > threshold``); 0.5 if undefined."""
+    """Threshold maximising MCC (attack if ``score > threshold``); 0.5 if undefined.
+
+    The threshold sits midway between the cut's lowest attack-side score and
+    the next lower score (the maximum-margin choice); if several consecutive
+    cut points tie for the best MCC, midway across the whole tied range.
+    """
     labels = np.asarray(labels).astype(bool)
     if len(labels) == 0 or labels.all() or not labels.any():
         return 0.5
@@ -71,10 +76,13 @@ def best_mcc_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
     n_pos = labels.sum()
     n_neg = len(labels) - n_pos
     mcc = _mcc(tp, fp, n_neg - fp, n_pos - tp)
-    i = int(np.argmax(mcc))
-    # midway to the next lower distinct score, so "score > threshold" keeps s[i] an attack
-    lower = s[i + 1] if i + 1 < len(s) else s[i] - 1e-6
-    return float((s[i] + lower) / 2.0)
+    tied = mcc >= mcc.max() - 1e-12
+    first = int(np.argmax(tied))
+    after = np.flatnonzero(~tied[first:])
+    last = first + int(after[0]) - 1 if after.size else len(mcc) - 1
+    # cut points first..last tie; "score > t" reproduces them for t in [s[last + 1], s[first])
+    bottom = s[last + 1] if last + 1 < len(s) else s[last] - 1e-6
+    return float((s[first] + bottom) / 2.0)
 
 
 def binary_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, Any]:

@@ -6,7 +6,6 @@ fusions) executes. Each stage's wall time goes into ``report["timings"]``.
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
 import time
@@ -23,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from fusioncore.calibration import PlattScaler
 from fusioncore.config import component_params
-from fusioncore.contracts import DetectorOutput, FusionData
+from fusioncore.contracts import DetectorOutput
 from fusioncore.data.datamodule import CANDataModule
 from fusioncore.data.windows import WindowSpec
 from fusioncore.detectors import TrainedDetector, predict_split, train_or_reuse
@@ -34,6 +33,7 @@ from fusioncore.paths import data_root
 from fusioncore.plugins import Plugins, get_plugins
 from fusioncore.report import plot_curves, plot_policy, write_report
 from fusioncore.run_info import RunInfo
+from fusioncore.scoring import build_component, checked_fuse, fusion_data
 
 __all__ = ["RunResult", "call_lifecycle", "run_pipeline"]
 
@@ -75,20 +75,6 @@ def _settings(cfg: DictConfig) -> TrainerSettings:
         devices=t.devices, strategy=str(t.strategy), progress=bool(t.progress),
         limit_train_batches=t.limit_train_batches,
     )
-
-
-def _instantiate(cls: Any, params: Mapping[str, Any], **provided: Any) -> Any:
-    """Build a component, passing the core-provided objects its constructor accepts."""
-    try:
-        sig = inspect.signature(cls)
-        accepted = {k: v for k, v in provided.items() if k in sig.parameters}
-    except (TypeError, ValueError):
-        accepted = {}
-    try:
-        return cls(**{**params, **accepted})
-    except TypeError as exc:
-        what = getattr(cls, "__name__", cls)
-        raise ConfigError(f"cannot build {what} with {dict(params)}: {exc}") from None
 
 
 def _align(outputs: Mapping[str, DetectorOutput]) -> None:
@@ -167,7 +153,6 @@ def run_pipeline(
     labels = {s: dm.splits[s].labels for s in splits}
     attack_types = {s: dm.splits[s].attack_types for s in splits}
     calibrators = {n: PlattScaler.fit(outputs[fit_split][n].score, labels[fit_split]) for n in detectors}
-    scores = {s: np.stack([calibrators[n](outputs[s][n].score) for n in detectors], 1) for s in splits}
 
     # single detectors are judged on their raw scores: calibration is monotone, but a
     # saturated sigmoid would turn very large scores into ties and understate AUROC
@@ -178,28 +163,24 @@ def run_pipeline(
     fusion_states: dict[str, Any] = {}
     if fusions:
         with timer("encode"):
-            encoder = _instantiate(encoder_cls, component_params(cfg, "state_encoder", cfg.encoder_name))
+            encoder = build_component(encoder_cls, component_params(cfg, "state_encoder", cfg.encoder_name))
             encoder.fit(outputs[fit_split])
-            data = {
-                s: FusionData(states=encoder.encode(outputs[s]), scores=scores[s], labels=labels[s],
-                              detectors=detectors, state_names=encoder.state_names)
-                for s in splits
-            }
-        reward = _instantiate(reward_factory, component_params(cfg, "reward", cfg.reward))
+            # the same calibrate -> encode step `fusioncore detect` runs (fusioncore.scoring)
+            data = {s: fusion_data(outputs[s], detectors, calibrators, encoder, labels[s]) for s in splits}
+        reward = build_component(reward_factory, component_params(cfg, "reward", cfg.reward))
         for name in fusions:
             params = component_params(cfg, "fusion", name)
             with timer(f"fit.{name}"):
-                fusion = _instantiate(fusion_classes[name], params, reward=reward, seed=seed)
+                fusion = build_component(fusion_classes[name], params, reward=reward, seed=seed)
                 fusion.fit(data[fit_split], data["val"])
             with timer(f"fuse.{name}"):
                 for s in splits:
-                    fused = np.asarray(fusion.fuse(data[s]), dtype=np.float32)
-                    if fused.shape != (len(data[s]),) or not np.isfinite(fused).all():
-                        raise PluginError(f"fusion {name!r} returned {fused.shape} / non-finite scores")
-                    methods[s][name] = fused
+                    methods[s][name] = checked_fuse(fusion, name, data[s])
                 policy = fusion.policy(data["val"])
-                if policy is not None and len(detectors) >= 2:
-                    policies[name] = np.asarray(policy)[:, -1]
+                # beyond the first, a heatmap only says something when weights vary per window
+                alpha = None if policy is None else np.asarray(policy)[:, -1]
+                if alpha is not None and len(detectors) >= 2 and (not policies or np.ptp(alpha) > 0):
+                    policies[name] = alpha
             fusion_states[name] = fusion.state_dict()
 
     thresholds = {m: best_mcc_threshold(labels["val"], sc) for m, sc in methods["val"].items()}
@@ -231,9 +212,8 @@ def run_pipeline(
     with timer("plots"):
         for s in dm.test_scenarios:
             plot_curves(out_dir / f"curves_{s}.png", s, labels[s], methods[s])
-        for name, alpha in policies.items():
-            target = out_dir / ("policy.png" if name == fusions[0] or len(policies) == 1
-                                else f"policy_{name}.png")
+        for i, (name, alpha) in enumerate(policies.items()):
+            target = out_dir / ("policy.png" if i == 0 else f"policy_{name}.png")
             plot_policy(target, data["val"].states, data["val"].state_names, alpha,
                         f"{name}: weight on {detectors[-1]} (validation windows)")
     _save_model(out_dir, cfg, dm, calibrators, thresholds, fusion_states,
@@ -264,11 +244,32 @@ def _save_model(out_dir: Path, cfg, dm: CANDataModule, calibrators, thresholds, 
     np.savez(model_dir / "graph_builder.npz", **dm.builder.to_arrays(), allow_pickle=False)
     if encoder is not None:
         np.savez(model_dir / "encoder.npz", **encoder.state_dict(), allow_pickle=False)
-    torch.save(fusion_states, model_dir / "fusions.pt")
+    torch.save({n: _loadable_state(s) for n, s in fusion_states.items()}, model_dir / "fusions.pt")
     meta = {
         "detectors": {n: str(t.checkpoint) for n, t in trained.items()},
         "calibrators": {n: attrs.asdict(c) for n, c in calibrators.items()},
         "thresholds": thresholds,
         "window": {"size": int(cfg.window.size), "stride": int(cfg.window.stride)},
+        # how to rebuild each component (fusioncore.scoring.ScoringSystem.load)
+        "detector_order": list(trained),
+        "default_method": next(iter(fusion_states), next(iter(trained))),
+        "seed": int(cfg.seed),
+        "fusions": {n: component_params(cfg, "fusion", n) for n in fusion_states},
     }
+    if encoder is not None:
+        meta["encoder"] = {"name": str(cfg.encoder_name),
+                           "params": component_params(cfg, "state_encoder", cfg.encoder_name)}
+        meta["reward"] = {"name": str(cfg.reward), "params": component_params(cfg, "reward", cfg.reward)}
     (model_dir / "model.json").write_text(json.dumps(meta, indent=2))
+
+
+def _loadable_state(state: Mapping[str, Any]) -> dict[str, Any]:
+    """A fusion state with numpy values as tensors / lists, so ``torch.load(weights_only=True)`` reads it."""
+    out: dict[str, Any] = {}
+    for key, value in state.items():
+        if isinstance(value, np.ndarray):
+            value = value.tolist() if value.dtype.kind in "USO" else torch.from_numpy(np.array(value))
+        elif isinstance(value, np.generic):
+            value = value.item()
+        out[key] = value
+    return out

@@ -1,0 +1,322 @@
+"""Scoring windows with a trained run: graphs -> detectors -> calibration -> state -> fusion -> verdict.
+
+:class:`ScoringSystem` is what ``fusioncore detect`` runs on every batch of
+windows, loaded from the ``model/`` and ``detectors/`` folders that
+``fusioncore run`` writes. It holds the run's own objects -- the
+:class:`~fusioncore.data.graphs.WindowGraphBuilder` (vocabulary and feature
+normaliser), each detector's checkpoint, the Platt calibrators, the state
+encoder, the fusion and the validation thresholds -- and :func:`fusion_data`
+/ :func:`checked_fuse` are the calibrate -> encode -> fuse steps the pipeline
+itself uses, so a window scores the same in training, in batch and in a
+stream. Every step works on a whole batch of windows at once.
+
+Besides the scores, each window gets the CAN IDs that most explain it:
+IDs missing from the training vocabulary first (the mark of fuzzing and
+flooding), then IDs whose inter-arrival time in the window is furthest from
+their benign period (spoofing, suppression), read from the graph's own node
+features ``unknown_id`` and ``iat_vs_period``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+import torch
+from numpy.lib.stride_tricks import sliding_window_view
+
+from fusioncore.calibration import PlattScaler
+from fusioncore.contracts import Detector, DetectorOutput, FusionData, FusionStrategy, StateEncoder
+from fusioncore.data.frames import Frames
+from fusioncore.data.graphs import NODE_FEATURES, WindowGraphBuilder
+from fusioncore.data.windows import validate_starts
+from fusioncore.errors import ConfigError, PluginError
+from fusioncore.plugins import Plugins, get_plugins
+
+__all__ = ["ScoringSystem", "WindowVerdicts", "build_component", "checked_fuse", "fusion_data"]
+
+_UNKNOWN = NODE_FEATURES.index("unknown_id")
+_OFF_PERIOD = NODE_FEATURES.index("iat_vs_period")
+_COUNT = NODE_FEATURES.index("count_share")
+#: |log1p(interval ms) - log1p(period ms)| below this is ordinary jitter, not worth naming
+_MIN_PERIOD_DEVIATION = 0.4
+
+
+def build_component(cls: Any, params: Mapping[str, Any], **provided: Any) -> Any:
+    """Build a component, passing the core-provided objects its constructor accepts."""
+    try:
+        sig = inspect.signature(cls)
+        accepted = {k: v for k, v in provided.items() if k in sig.parameters}
+    except (TypeError, ValueError):
+        accepted = {}
+    try:
+        return cls(**{**params, **accepted})
+    except TypeError as exc:
+        what = getattr(cls, "__name__", cls)
+        raise ConfigError(f"cannot build {what} with {dict(params)}: {exc}") from None
+
+
+def fusion_data(
+    outputs: Mapping[str, DetectorOutput],
+    detectors: Sequence[str],
+    calibrators: Mapping[str, PlattScaler],
+    encoder: StateEncoder,
+    labels: np.ndarray | None = None,
+) -> FusionData:
+    """What a fusion sees for these windows: calibrated scores, encoded states, labels (-1: unknown)."""
+    scores = np.stack([calibrators[n](outputs[n].score) for n in detectors], 1)
+    n = len(scores)
+    return FusionData(
+        states=encoder.encode(outputs), scores=scores,
+        labels=np.full(n, -1) if labels is None else labels,
+        detectors=detectors, state_names=encoder.state_names,
+    )
+
+
+def checked_fuse(fusion: FusionStrategy, name: str, data: FusionData) -> np.ndarray:
+    """``fusion.fuse(data)`` as float32, or :class:`PluginError` for a wrong shape or non-finite values."""
+    fused = np.asarray(fusion.fuse(data), dtype=np.float32)
+    if fused.shape != (len(data),) or not np.isfinite(fused).all():
+        raise PluginError(f"fusion {name!r} returned {fused.shape} / non-finite scores")
+    return fused
+
+
+def _f64(v) -> np.ndarray:
+    return np.ascontiguousarray(v, dtype=np.float64)
+
+
+def _f32(v) -> np.ndarray:
+    return np.ascontiguousarray(v, dtype=np.float32)
+
+
+def _i64(v) -> np.ndarray:
+    return np.ascontiguousarray(v, dtype=np.int64)
+
+
+@attrs.frozen(eq=False)
+class WindowVerdicts:
+    """The verdicts on N windows; per-detector arrays have one column per name in ``detectors``.
+
+    ``scores`` are the detectors' own scores, ``calibrated`` the [0, 1] values the
+    fusion combines with ``weights`` (NaN where the fusion chooses none) into
+    ``fused``; ``alert`` is ``fused > threshold``. ``top_ids[i]`` lists up to k CAN
+    IDs (-1 pads) behind window i, ``top_unknown`` marks those outside the
+    vocabulary and ``top_deviation`` holds the others' log-ratio of interval to
+    benign period (negative: faster than usual).
+    """
+
+    window_id: np.ndarray = attrs.field(converter=_i64)
+    start_time: np.ndarray = attrs.field(converter=_f64)
+    end_time: np.ndarray = attrs.field(converter=_f64)
+    n_frames: np.ndarray = attrs.field(converter=_i64)
+    detectors: tuple[str, ...] = attrs.field(converter=tuple)
+    scores: np.ndarray = attrs.field(converter=_f32)
+    calibrated: np.ndarray = attrs.field(converter=_f32)
+    weights: np.ndarray = attrs.field(converter=_f32)
+    fused: np.ndarray = attrs.field(converter=_f32)
+    alert: np.ndarray = attrs.field(converter=lambda v: np.ascontiguousarray(v, dtype=bool))
+    top_ids: np.ndarray = attrs.field(converter=_i64)
+    top_unknown: np.ndarray = attrs.field(converter=lambda v: np.ascontiguousarray(v, dtype=bool))
+    top_deviation: np.ndarray = attrs.field(converter=_f32)
+    method: str = ""
+    threshold: float = 0.5
+
+    def __len__(self) -> int:
+        return len(self.window_id)
+
+    @classmethod
+    def concat(cls, parts: Sequence[WindowVerdicts]) -> WindowVerdicts:
+        if not parts:
+            raise ValueError("nothing to concatenate")
+        arrays = {f.name: np.concatenate([getattr(p, f.name) for p in parts])
+                  for f in attrs.fields(cls) if f.name not in ("detectors", "method", "threshold")}
+        first = parts[0]
+        return cls(**arrays, detectors=first.detectors, method=first.method, threshold=first.threshold)
+
+    def json_rows(self) -> list[dict[str, Any]]:
+        """One JSON-ready dict per window (the ``--jsonl`` lines); formatting only, no scoring."""
+        rows = []
+        for i in range(len(self)):
+            ids = [
+                {"id": f"{int(c):03X}", "unknown": True} if unk
+                else {"id": f"{int(c):03X}", "iat_vs_period": round(float(d), 3)}
+                for c, unk, d in zip(self.top_ids[i], self.top_unknown[i], self.top_deviation[i])
+                if c >= 0
+            ]
+            weights = self.weights[i]
+            rows.append({
+                "window": int(self.window_id[i]),
+                "start": float(self.start_time[i]),
+                "end": float(self.end_time[i]),
+                "frames": int(self.n_frames[i]),
+                "scores": {d: float(s) for d, s in zip(self.detectors, self.scores[i])},
+                "calibrated": {d: float(s) for d, s in zip(self.detectors, self.calibrated[i])},
+                "weights": None if np.isnan(weights).any()
+                else {d: float(w) for d, w in zip(self.detectors, weights)},
+                "fused": float(self.fused[i]),
+                "method": self.method,
+                "threshold": self.threshold,
+                "alert": bool(self.alert[i]),
+                "top_ids": ids,
+            })
+        return rows
+
+
+@attrs.frozen(eq=False)
+class ScoringSystem:
+    """A trained run's objects, ready to score windows of any :class:`Frames`.
+
+    ``method`` names what decides: a fusion of the run (default: its first) or a
+    detector (its own score against its own threshold).
+    """
+
+    builder: WindowGraphBuilder
+    detectors: Mapping[str, Detector]
+    calibrators: Mapping[str, PlattScaler]
+    encoder: StateEncoder | None
+    fusion: FusionStrategy | None
+    method: str
+    threshold: float
+    batch_size: int = 256
+    top_k: int = 3
+
+    @property
+    def window_size(self) -> int:
+        return self.builder.spec.size
+
+    @property
+    def stride(self) -> int:
+        return self.builder.spec.stride
+
+    @classmethod
+    def load(cls, run_dir: Path, *, method: str | None = None, plugins: Plugins | None = None,
+             batch_size: int = 256) -> ScoringSystem:
+        """Load what ``fusioncore run`` saved under ``run_dir``; errors name the missing piece."""
+        run_dir = Path(run_dir)
+        model_dir = run_dir / "model"
+        meta_path = model_dir / "model.json"
+        if not meta_path.is_file():
+            raise ConfigError(f"{run_dir} is not a fusioncore run folder (no model/model.json)")
+        meta = json.loads(meta_path.read_text())
+        if "detector_order" not in meta:
+            raise ConfigError(f"{meta_path} was written by an older fusioncore; re-run `fusioncore run`")
+        reg = (plugins or get_plugins()).registry
+        with np.load(model_dir / "graph_builder.npz", allow_pickle=False) as z:
+            builder = WindowGraphBuilder.from_arrays({k: z[k] for k in z.files})
+        detectors = {n: _load_detector(run_dir, meta, n, reg) for n in meta["detector_order"]}
+        calibrators = {n: PlattScaler(**meta["calibrators"][n]) for n in detectors}
+        fusions = meta.get("fusions", {})
+        method = method or meta.get("default_method") or next(iter(fusions), None) or next(iter(detectors))
+        if method not in meta["thresholds"]:
+            raise ConfigError(f"method {method!r} is not in this run; available: "
+                              + ", ".join(meta["thresholds"]))
+        encoder = fusion = None
+        if method in fusions:
+            enc = meta["encoder"]
+            encoder = build_component(reg.get("state_encoder", enc["name"]), enc["params"])
+            with np.load(model_dir / "encoder.npz", allow_pickle=False) as z:
+                encoder.load_state_dict({k: z[k] for k in z.files})
+            rew = meta["reward"]
+            reward = build_component(reg.get("reward", rew["name"]), rew["params"])
+            fusion = build_component(reg.get("fusion", method), fusions[method], reward=reward,
+                                     seed=int(meta.get("seed", 0)))
+            states = torch.load(model_dir / "fusions.pt", map_location="cpu", weights_only=True)
+            fusion.load_state_dict(states[method])
+        return cls(builder, detectors, calibrators, encoder, fusion, method,
+                   float(meta["thresholds"][method]), batch_size=batch_size)
+
+    # ----------------------------------------------------------- scoring
+    def detector_outputs(self, frames: Frames, starts: np.ndarray,
+                         window_ids: np.ndarray | None = None) -> dict[str, DetectorOutput]:
+        """Every detector's output on the windows at ``starts``, ``batch_size`` windows per pass."""
+        starts = validate_starts(frames, starts, self.window_size)
+        ids = starts if window_ids is None else _i64(window_ids)
+        parts: dict[str, list[DetectorOutput]] = {n: [] for n in self.detectors}
+        with torch.inference_mode():
+            for lo in range(0, len(starts), self.batch_size):
+                batch = self.builder.build(frames, starts[lo:lo + self.batch_size],
+                                           ids[lo:lo + self.batch_size])
+                for name, model in self.detectors.items():
+                    parts[name].append(model.predict_step(batch, 0))
+        return {n: _concat(p, self.detectors[n]) for n, p in parts.items()}
+
+    def score(self, frames: Frames, starts: np.ndarray, window_ids: np.ndarray | None = None
+              ) -> WindowVerdicts:
+        """Verdicts on the windows of ``frames`` starting at rows ``starts`` (all at once)."""
+        starts = validate_starts(frames, starts, self.window_size)
+        outputs = self.detector_outputs(frames, starts, window_ids)
+        names = tuple(self.detectors)
+        n, m = len(starts), len(names)
+        raw = np.stack([outputs[d].score for d in names], 1).reshape(n, m)
+        calibrated = np.stack([self.calibrators[d](outputs[d].score) for d in names], 1).reshape(n, m)
+        weights = np.full((n, m), np.nan, np.float32)
+        if self.fusion is not None and self.encoder is not None:
+            data = fusion_data(outputs, names, self.calibrators, self.encoder)
+            fused = checked_fuse(self.fusion, self.method, data) if n else np.zeros(0, np.float32)
+            policy = self.fusion.policy(data) if n else None
+            if policy is not None:
+                weights = np.asarray(policy, np.float32).reshape(n, m)
+        else:  # a single detector decides on its own (uncalibrated) score, as evaluated
+            col = names.index(self.method)
+            fused = raw[:, col]
+            weights = np.zeros((n, m), np.float32)
+            weights[:, col] = 1.0
+        rows = sliding_window_view(frames.timestamp, self.window_size)[starts] if n else np.zeros((0, 1))
+        top_ids, top_unknown, top_dev = self._explain(frames, starts)
+        return WindowVerdicts(
+            window_id=starts if window_ids is None else window_ids,
+            start_time=rows.min(axis=1, initial=np.inf), end_time=rows.max(axis=1, initial=-np.inf),
+            n_frames=np.full(n, self.window_size), detectors=names, scores=raw, calibrated=calibrated,
+            weights=weights, fused=fused, alert=fused > self.threshold, top_ids=top_ids,
+            top_unknown=top_unknown, top_deviation=top_dev, method=self.method, threshold=self.threshold,
+        )
+
+    def _explain(self, frames: Frames, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Up to ``top_k`` CAN IDs per window: unknown ones (most frequent first), then off-period ones."""
+        n, k = len(starts), self.top_k
+        ids = np.full((n, k), -1, np.int64)
+        unknown = np.zeros((n, k), bool)
+        deviation = np.zeros((n, k), np.float32)
+        if n == 0:
+            return ids, unknown, deviation
+        graphs = self.builder.features(frames, starts)  # raw node features, the detectors' own
+        x = graphs.x
+        unk = x[:, _UNKNOWN] > 0.5
+        dev = x[:, _OFF_PERIOD]
+        suspicion = np.where(unk, 10.0 + x[:, _COUNT], np.abs(dev))
+        window = graphs.node_window
+        named = unk | (np.abs(dev) >= _MIN_PERIOD_DEVIATION)
+        order = np.lexsort((-suspicion, window))  # per window, most suspicious node first
+        rank = np.arange(len(order)) - graphs.node_ptr[window[order]]
+        # named nodes outrank unnamed ones, so a named node's rank is its slot
+        chosen = (rank < k) & named[order]
+        take, slot = order[chosen], rank[chosen]
+        ids[window[take], slot] = graphs.can_id[take]
+        unknown[window[take], slot] = unk[take]
+        deviation[window[take], slot] = np.where(unk[take], 0.0, dev[take])
+        return ids, unknown, deviation
+
+
+def _concat(parts: list[DetectorOutput], model: Detector) -> DetectorOutput:
+    if parts:
+        return DetectorOutput.concat(parts)
+    names = tuple(model.feature_names)
+    return DetectorOutput(window_ids=[], score=[], features=np.zeros((0, len(names))), feature_names=names)
+
+
+def _load_detector(run_dir: Path, meta: Mapping[str, Any], name: str, reg) -> Detector:
+    from fusioncore.detectors import load_detector
+
+    # the run folder may have moved since it was written: look beside model/ first
+    path = run_dir / "detectors" / f"{name}.pt"
+    if not path.is_file():
+        path = Path(meta["detectors"][name])
+    if not path.is_file():
+        raise ConfigError(f"detector checkpoint for {name!r} not found in {run_dir / 'detectors'}")
+    model, _, _ = load_detector(path, reg.get("detector", name))
+    return model
