@@ -2,10 +2,17 @@
 
 Convex combinations only mean something when the scores share a scale: a
 VGAE z-score of 4 and a GAT probability of 0.9 do not. Each detector's score
-is Platt-scaled, ``p = sigmoid(a * s + b)``, fitted by Newton's method on the
+is Platt-scaled, ``p = sigmoid(a * x + b)``, fitted by Newton's method on the
 fusion-fit split with a small L2 penalty (so perfectly separable scores give
 a steep but finite slope). The map is monotone (``a`` is kept > 0), so every
 detector's ranking, and its AUROC, is unchanged.
+
+``x`` is the score after a signed log, ``sign(s) * log1p(|s|)``. Anomaly
+scores are heavy-tailed: floods score thousands of benign standard
+deviations, subtler attacks tens. Fitted on raw scores, the slope is set by
+the floods and an attack at 30 sigma maps to a probability barely above
+benign; on the log scale the fit places its step between benign traffic and
+the attacks, wherever their tail ends.
 """
 
 from __future__ import annotations
@@ -14,6 +21,10 @@ import attrs
 import numpy as np
 
 __all__ = ["PlattScaler"]
+
+
+def _signed_log(s: np.ndarray) -> np.ndarray:
+    return np.sign(s) * np.log1p(np.abs(s))
 
 
 @attrs.frozen
@@ -25,7 +36,7 @@ class PlattScaler:
 
     @classmethod
     def fit(cls, scores: np.ndarray, labels: np.ndarray, l2: float = 1e-3, iters: int = 50) -> PlattScaler:
-        s = np.asarray(scores, dtype=np.float64)
+        s = _signed_log(np.asarray(scores, dtype=np.float64))
         y = np.asarray(labels, dtype=np.float64)
         finite = np.isfinite(s)
         s, y = s[finite], y[finite]
@@ -50,6 +61,6 @@ class PlattScaler:
         return cls(a, float(w[1]), center, scale)
 
     def __call__(self, scores: np.ndarray) -> np.ndarray:
-        x = (np.asarray(scores, dtype=np.float64) - self.center) / self.scale
+        x = (_signed_log(np.asarray(scores, dtype=np.float64)) - self.center) / self.scale
         z = np.clip(self.a * np.nan_to_num(x, nan=0.0) + self.b, -50, 50)
         return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)

@@ -102,7 +102,9 @@ def _base_config(registry: Registry):
         # shares of every training file, in time order: detectors train on the first
         # block, fusions on the second (outputs the detectors never trained on), the
         # last validates (early stopping, thresholds)
-        split=make_config(detector=0.7, fusion=0.15, val=0.15),
+        # fusion_attacks: attack types whose training files go wholly to the fusion and
+        # validation blocks, so fusions see attacks the detectors never trained on
+        split=make_config(detector=0.7, fusion=0.15, val=0.15, fusion_attacks=[]),
         trainer=make_config(
             max_epochs=20, patience=3, accelerator="auto", devices=1, strategy="auto",
             limit_train_batches=1.0, progress=True,

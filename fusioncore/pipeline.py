@@ -117,6 +117,7 @@ def run_pipeline(
         dm = CANDataModule(
             files, window=WindowSpec(cfg.window.size, cfg.window.stride),
             shares=(cfg.split.detector, cfg.split.fusion, cfg.split.val),
+            fusion_attacks=list(cfg.split.fusion_attacks),
             batch_size=int(cfg.batch_size), readers=readers, progress=settings.progress,
         )
         dm.setup()

@@ -19,12 +19,22 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-@pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory, monkeypatch):
-    """Keep every cache (parsed columns, prediction store, synthetic data) out of the user's home."""
-    root = tmp_path_factory.getbasetemp() / "fusioncore-cache"
-    monkeypatch.setenv("FUSIONCORE_CACHE_DIR", str(root))
-    monkeypatch.setenv("FUSIONCORE_DATA", str(tmp_path_factory.getbasetemp() / "fusioncore-data"))
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory):
+    """Keep every cache (parsed columns, predictions, detectors, synthetic data) out of the home dir.
+
+    Session-scoped, so module-scoped fixtures that run whole pipelines see it too.
+    """
+    base = tmp_path_factory.getbasetemp()
+    saved = {k: os.environ.get(k) for k in ("FUSIONCORE_CACHE_DIR", "FUSIONCORE_DATA")}
+    os.environ["FUSIONCORE_CACHE_DIR"] = str(base / "fusioncore-cache")
+    os.environ["FUSIONCORE_DATA"] = str(base / "fusioncore-data")
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 def pytest_addoption(parser):

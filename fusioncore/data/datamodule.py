@@ -22,7 +22,6 @@ the training block only.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 from collections.abc import Sequence
 
@@ -32,7 +31,7 @@ import pytorch_lightning as pl
 from torch.utils.data import DataLoader
 
 from fusioncore.contracts import DatasetFiles, FormatReader, GraphSchema
-from fusioncore.data.frames import Frames
+from fusioncore.data.frames import ATTACK_TYPES, Frames
 from fusioncore.data.graphs import FeatureNormalizer, WindowGraphBuilder
 from fusioncore.data.loading import load_files
 from fusioncore.data.vocab import IdVocabulary
@@ -71,26 +70,29 @@ class SplitWindows:
 
 
 def split_time_blocks(
-    frames: Frames, spec: WindowSpec, shares: Sequence[float]
+    frames: Frames, spec: WindowSpec, shares: Sequence[float], run_shares: np.ndarray | None = None
 ) -> list[np.ndarray]:
     """Window starts of consecutive time blocks of every file, one array per share.
 
     ``shares`` (e.g. ``(0.7, 0.15, 0.15)``) cut each file's rows in order;
-    a window belongs to a block only if it lies wholly inside it, so windows
+    ``run_shares[r]`` overrides them for the r-th file (run of ``frames.source``).
+    A window belongs to a block only if it lies wholly inside it, so windows
     straddling a cut are dropped and no frame is in two blocks.
     """
-    shares = np.asarray(shares, dtype=np.float64)
-    if (shares < 0).any() or shares.sum() <= 0:
-        raise ConfigError(f"split shares must be >= 0 with a positive sum, got {list(shares)}")
-    bounds = np.concatenate([[0.0], np.cumsum(shares / shares.sum())])
-    starts = window_starts(frames, spec)
     begin, end = source_runs(frames)
+    table = np.broadcast_to(np.asarray(shares, dtype=np.float64), (len(begin), len(shares)))
+    if run_shares is not None:
+        table = np.asarray(run_shares, dtype=np.float64)
+    if (table < 0).any() or (table.sum(axis=1) <= 0).any():
+        raise ConfigError(f"split shares must be >= 0 with a positive sum, got {list(shares)}")
+    bounds = np.concatenate([np.zeros((len(table), 1)), np.cumsum(table, 1) / table.sum(1, keepdims=True)], 1)
+    starts = window_starts(frames, spec)
     run = np.searchsorted(begin, starts, side="right") - 1
     length = (end - begin)[run]
     out = []
-    for lo, hi in itertools.pairwise(bounds):
-        first = begin[run] + np.floor(length * lo).astype(np.int64)
-        last = begin[run] + np.floor(length * hi).astype(np.int64)
+    for k in range(table.shape[1]):
+        first = begin[run] + np.floor(length * bounds[run, k]).astype(np.int64)
+        last = begin[run] + np.floor(length * bounds[run, k + 1]).astype(np.int64)
         out.append(starts[(starts >= first) & (starts + spec.size <= last)])
     return out
 
@@ -115,6 +117,7 @@ class CANDataModule(pl.LightningDataModule):
         *,
         window: WindowSpec | None = None,
         shares: Sequence[float] = (0.7, 0.15, 0.15),
+        fusion_attacks: Sequence[str] = (),
         batch_size: int = 256,
         readers: Sequence[FormatReader] | None = None,
         errors: str = "raise",
@@ -127,6 +130,11 @@ class CANDataModule(pl.LightningDataModule):
         self.shares = tuple(float(x) for x in shares)
         if len(self.shares) != 3:
             raise ConfigError("shares must be (detector, fusion, val) fractions")
+        self.fusion_attacks = tuple(fusion_attacks)
+        unknown = [a for a in self.fusion_attacks if a not in ATTACK_TYPES[1:]]
+        if unknown:
+            known = ", ".join(ATTACK_TYPES[1:])
+            raise ConfigError(f"split.fusion_attacks: unknown attack type(s) {unknown}; known: {known}")
         self.batch_size = batch_size
         self.readers = readers
         self.errors = errors
@@ -145,13 +153,34 @@ class CANDataModule(pl.LightningDataModule):
         labels, types = window_labels(loaded.frames, starts, self.window.size)
         return SplitWindows(name, loaded.frames, starts, labels, types, loaded.hashes)
 
+    def _run_shares(self, frames: Frames) -> np.ndarray | None:
+        """Files of a held-out attack type go wholly to the fusion and validation blocks.
+
+        Their windows are attacks the detectors never trained on, so a fusion
+        fitted on them learns what to do when the supervised detector meets an
+        attack it does not know (the situation of every unknown-attack test).
+        """
+        if not self.fusion_attacks:
+            return None
+        from fusioncore.data.formats import attack_type_from_filename
+
+        held = {ATTACK_TYPES.index(a) for a in self.fusion_attacks}
+        begin, _ = source_runs(frames)
+        table = np.tile(np.asarray(self.shares, dtype=np.float64), (len(begin), 1))
+        for r, b in enumerate(begin):
+            if attack_type_from_filename(frames.sources[int(frames.source[b])]) in held:
+                table[r] = (0.0, self.shares[1], self.shares[2])
+        return table
+
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
             return
         holder: dict[str, np.ndarray] = {}
 
         def train_starts(frames: Frames) -> np.ndarray:
-            train, holder["fusion"], holder["val"] = split_time_blocks(frames, self.window, self.shares)
+            train, holder["fusion"], holder["val"] = split_time_blocks(
+                frames, self.window, self.shares, self._run_shares(frames)
+            )
             return train
 
         train = self._load("train", self.files.train, train_starts)
@@ -197,6 +226,7 @@ class CANDataModule(pl.LightningDataModule):
             "files": list(s.file_hashes),
             "window": attrs.asdict(self.window),
             "shares": list(self.shares),
+            "fusion_attacks": list(self.fusion_attacks),
             "builder": self.builder.fingerprint(),  # vocabulary, normaliser, window spec
             "split": split,
             "n_windows": len(s),
