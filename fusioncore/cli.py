@@ -41,11 +41,12 @@ def command(name: str, help: str):
 
 
 def _stdout() -> Console:
-    return Console(soft_wrap=True)
+    return Console(soft_wrap=True, emoji=False)
 
 
 def _stderr() -> Console:
-    return Console(stderr=True, soft_wrap=True)
+    # emoji off: ":x:" in a file name or message must print as written
+    return Console(stderr=True, soft_wrap=True, emoji=False)
 
 
 # ----------------------------------------------------------------- plugins
@@ -132,7 +133,9 @@ def _register_optional_commands() -> None:
     """Import the modules that add subcommands (kept out of import time for ``--help`` speed)."""
     import importlib
 
-    for module in ("fusioncore.cli_data", "fusioncore.cli_run"):
+    for module in (
+        "fusioncore.cli_data", "fusioncore.cli_run", "fusioncore.cli_detect", "fusioncore.cli_scaffold",
+    ):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:

@@ -33,7 +33,7 @@ from fusioncore.paths import data_root
 from fusioncore.plugins import Plugins, get_plugins
 from fusioncore.report import plot_curves, plot_policy, write_report
 from fusioncore.run_info import RunInfo
-from fusioncore.scoring import build_component, checked_fuse, fusion_data
+from fusioncore.scoring import MODEL_FORMAT, build_component, checked_fuse, fusion_data
 
 __all__ = ["RunResult", "call_lifecycle", "run_pipeline"]
 
@@ -247,6 +247,7 @@ def _save_model(out_dir: Path, cfg, dm: CANDataModule, calibrators, thresholds, 
         np.savez(model_dir / "encoder.npz", **encoder.state_dict(), allow_pickle=False)
     torch.save({n: _loadable_state(s) for n, s in fusion_states.items()}, model_dir / "fusions.pt")
     meta = {
+        "format": MODEL_FORMAT,
         "detectors": {n: str(t.checkpoint) for n, t in trained.items()},
         "calibrators": {n: attrs.asdict(c) for n, c in calibrators.items()},
         "thresholds": thresholds,

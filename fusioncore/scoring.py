@@ -38,7 +38,12 @@ from fusioncore.data.windows import validate_starts
 from fusioncore.errors import ConfigError, PluginError
 from fusioncore.plugins import Plugins, get_plugins
 
-__all__ = ["ScoringSystem", "WindowVerdicts", "build_component", "checked_fuse", "fusion_data"]
+#: Version of <run>/model/: bumped whenever a saved piece changes meaning (2: log-scale calibrators).
+MODEL_FORMAT = 2
+
+__all__ = [
+    "MODEL_FORMAT", "ScoringSystem", "WindowVerdicts", "build_component", "checked_fuse", "fusion_data",
+]
 
 _UNKNOWN = NODE_FEATURES.index("unknown_id")
 _OFF_PERIOD = NODE_FEATURES.index("iat_vs_period")
@@ -203,8 +208,11 @@ class ScoringSystem:
         if not meta_path.is_file():
             raise ConfigError(f"{run_dir} is not a fusioncore run folder (no model/model.json)")
         meta = json.loads(meta_path.read_text())
-        if "detector_order" not in meta:
-            raise ConfigError(f"{meta_path} was written by an older fusioncore; re-run `fusioncore run`")
+        if meta.get("format") != MODEL_FORMAT:
+            raise ConfigError(
+                f"{meta_path} has model format {meta.get('format', 1)}, this fusioncore reads "
+                f"{MODEL_FORMAT}; re-run `fusioncore run` to rebuild it"
+            )
         reg = (plugins or get_plugins()).registry
         with np.load(model_dir / "graph_builder.npz", allow_pickle=False) as z:
             builder = WindowGraphBuilder.from_arrays({k: z[k] for k in z.files})
@@ -256,11 +264,13 @@ class ScoringSystem:
         calibrated = np.stack([self.calibrators[d](outputs[d].score) for d in names], 1).reshape(n, m)
         weights = np.full((n, m), np.nan, np.float32)
         if self.fusion is not None and self.encoder is not None:
-            data = fusion_data(outputs, names, self.calibrators, self.encoder)
-            fused = checked_fuse(self.fusion, self.method, data) if n else np.zeros(0, np.float32)
-            policy = self.fusion.policy(data) if n else None
-            if policy is not None:
-                weights = np.asarray(policy, np.float32).reshape(n, m)
+            fused = np.zeros(0, np.float32)
+            if n:  # encoders and fusions need not accept zero rows
+                data = fusion_data(outputs, names, self.calibrators, self.encoder)
+                fused = checked_fuse(self.fusion, self.method, data)
+                policy = self.fusion.policy(data)
+                if policy is not None:
+                    weights = np.asarray(policy, np.float32).reshape(n, m)
         else:  # a single detector decides on its own (uncalibrated) score, as evaluated
             col = names.index(self.method)
             fused = raw[:, col]

@@ -1,0 +1,375 @@
+"""``fusioncore detect``: score a capture file, a growing log or a live CAN bus with a trained run.
+
+Alerts go to stdout as windows complete (at most ``--alert-rate`` lines a
+second; the rest are counted), one JSON line per window to ``--jsonl``, and a
+summary at the end -- also after Ctrl-C (exit status 130) or a bus that
+closes under us (a one-line error, exit status 2). Below the command are its
+live inputs, each a producer for :class:`fusioncore.streaming.LiveSource` or
+a chunk iterator: a python-can bus, a growing log, a real-time replay.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import itertools
+import json
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO
+
+import can
+import numpy as np
+import torch
+
+from fusioncore.cli import command
+from fusioncore.contracts import FormatReader
+from fusioncore.data.formats.base import ERROR_FRAME, PAYLOAD_TOO_LONG, is_gzip
+from fusioncore.data.frames import Frames
+from fusioncore.errors import ConfigError
+from fusioncore.plugins import get_plugins
+from fusioncore.streaming import BusError, FrameChunk, FrameQueue, file_chunks
+
+__all__ = [
+    "AlertPrinter",
+    "bus_producer",
+    "cmd_detect",
+    "follow_file",
+    "messages_to_frames",
+    "open_bus",
+    "parse_bus",
+    "realtime_producer",
+]
+
+#: formats whose first line is a header that every appended block must be read with
+_HEADER_FORMATS = frozenset({"can-train-and-test", "python-can-csv"})
+_FOLLOWABLE = _HEADER_FORMATS | {"candump", "hcrl-car-hacking", "hcrl-text"}
+
+
+def parse_bus(spec: str) -> tuple[str, str]:
+    """``INTERFACE:CHANNEL`` (``virtual:demo``, ``socketcan:can0``) -> (interface, channel)."""
+    interface, sep, channel = spec.partition(":")
+    if not sep or not interface or not channel:
+        raise ConfigError(f"--bus wants INTERFACE:CHANNEL (e.g. socketcan:can0, virtual:demo), got {spec!r}")
+    return interface, channel
+
+
+def _bus_options(items: list[str]) -> dict:
+    options = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--bus-option wants KEY=VALUE (e.g. bitrate=500000), got {item!r}")
+        try:
+            options[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            options[key] = value  # a plain string such as a device name
+    return options
+
+
+class AlertPrinter:
+    """Prints alert lines, at most ``per_second`` in any one second; counts the ones it holds back."""
+
+    def __init__(self, per_second: float, out: IO[str] | None = None) -> None:
+        self.per_second = per_second
+        self.out = out or sys.stdout
+        self.suppressed = 0
+        self._held = 0  # suppressed since the last line printed
+        self._second = -1
+        self._printed = 0
+
+    def __call__(self, row: dict) -> None:
+        now = int(time.monotonic())
+        if now != self._second:
+            self._second, self._printed = now, 0
+        if self._printed >= self.per_second:
+            self.suppressed += 1
+            self._held += 1
+            return
+        self._printed += 1
+        note = f" (+{self._held} alerts not shown: rate limit)" if self._held else ""
+        self._held = 0
+        scores = " ".join(f"{k} {v:.3f}" for k, v in row["calibrated"].items())
+        ids = ", ".join(
+            i["id"] + (" unknown" if i.get("unknown") else f" off-period {i['iat_vs_period']:+.2f}")
+            for i in row["top_ids"]
+        ) or "-"
+        print(f"ALERT window@{row['window']} t={row['start']:.6f}..{row['end']:.6f} "
+              f"{row['method']} {row['fused']:.3f} > {row['threshold']:.3f} [{scores}] ids: {ids}{note}",
+              file=self.out, flush=True)
+
+
+def _configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run", type=Path, required=True, help="folder written by `fusioncore run`")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--input", type=Path, help="capture file, any supported format (.gz ok)")
+    src.add_argument("--bus", help="live bus as INTERFACE:CHANNEL via python-can, e.g. socketcan:can0")
+    p.add_argument("--bus-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="extra python-can bus argument, e.g. bitrate=500000 (repeatable)")
+    p.add_argument("--format", help="force the input format instead of sniffing it")
+    p.add_argument("--errors", choices=("raise", "skip"), default="skip",
+                   help="bad input rows: skip and count them (default) or stop with an error")
+    p.add_argument("--follow", action="store_true",
+                   help="keep reading a growing candump / CSV log (like tail -f) until Ctrl-C")
+    p.add_argument("--realtime", action="store_true", help="replay --input at its recorded pace")
+    p.add_argument("--speed", type=float, default=1.0, help="pace factor for --realtime (default 1)")
+    p.add_argument("--stride", type=int, help="score every S frames (default: the run's window stride)")
+    p.add_argument("--method", help="fusion or detector that decides (default: the run's first fusion)")
+    p.add_argument("--jsonl", type=Path, help="write one JSON line per window here ('-' for stdout)")
+    p.add_argument("--alert-rate", type=float, default=5.0,
+                   help="print at most this many alert lines per second (default 5; 0: none)")
+    p.add_argument("--idle-exit", type=float, metavar="SECONDS",
+                   help="with --bus or --follow: stop after this long without new frames")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads for scoring (default 1: window batches are small, and "
+                   "spinning threads only steal cores from the traffic source)")
+    p.add_argument("--max-backlog", type=int, default=1_000_000, metavar="FRAMES",
+                   help="live sources: frames that may wait for the scorer before new ones are "
+                   "dropped (and counted); default 1,000,000")
+
+
+@command("detect", "score a capture, a growing log or a live CAN bus with a trained run; alert per window")(
+    _configure
+)
+def cmd_detect(args: argparse.Namespace) -> int:
+    from fusioncore import streaming as st
+    from fusioncore.scoring import ScoringSystem
+
+    if (args.follow or args.realtime) and args.bus:
+        raise ConfigError("--follow and --realtime apply to --input, not --bus")
+    if args.follow and args.realtime:
+        raise ConfigError("--follow reads a log as it grows; --realtime replays a finished one: pick one")
+    if args.stride is not None and args.stride < 1:
+        raise ConfigError(f"--stride must be >= 1, got {args.stride}")
+    if args.threads < 1:
+        raise ConfigError(f"--threads must be >= 1, got {args.threads}")
+    system = ScoringSystem.load(args.run, method=args.method)
+    print(f"detect: {args.run} ({system.method}, threshold {system.threshold:.4f}), window "
+          f"{system.window_size} frames, stride {args.stride or system.stride}", file=sys.stderr)
+    jsonl = None if args.jsonl is None else (sys.stdout if str(args.jsonl) == "-" else open(args.jsonl, "w"))
+    text = sys.stderr if jsonl is sys.stdout else sys.stdout  # keep stdout pure JSON lines for `--jsonl -`
+    alerts = AlertPrinter(args.alert_rate, text)
+
+    def on_verdicts(verdicts) -> None:
+        rows = verdicts.json_rows()
+        if jsonl is not None:
+            jsonl.write("".join(json.dumps(r) + "\n" for r in rows))
+            jsonl.flush()
+        if args.alert_rate > 0:
+            for row in rows:
+                if row["alert"]:
+                    alerts(row)
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(args.threads)
+    cleanups: list = []
+    summary = st.DetectionSummary(interrupted=True)  # what a Ctrl-C before the first frame leaves
+    try:
+        chunks = _open_source(args, st, cleanups)
+        summary = st.run_detection(system, chunks, on_verdicts, stride=args.stride)
+    except KeyboardInterrupt:  # between opening the source and its first chunk
+        pass
+    finally:
+        torch.set_num_threads(threads)
+        for cleanup in reversed(cleanups):
+            cleanup()
+        if jsonl is not None and jsonl is not sys.stdout:
+            jsonl.close()
+    _print_summary(summary, alerts.suppressed, text)
+    if summary.error:
+        raise BusError(summary.error)
+    return 130 if summary.interrupted else 0
+
+
+def _open_source(args: argparse.Namespace, st, cleanups: list):
+    """The chunk iterable for the chosen input; what must be closed afterwards goes into ``cleanups``."""
+    from fusioncore.data.formats import detect_format, read_capture
+
+    registry = get_plugins().registry
+    readers = tuple(registry.get("format", n) for n in registry.names("format"))
+    if args.bus:
+        interface, channel = parse_bus(args.bus)
+        bus = open_bus(interface, channel, **_bus_options(args.bus_option))
+        cleanups.append(bus.shutdown)
+        source = st.LiveSource(bus_producer(bus, idle_exit=args.idle_exit), max_frames=args.max_backlog)
+        cleanups.append(source.close)
+        print(f"listening on {interface}:{channel}", file=sys.stderr, flush=True)
+        return source
+    path = args.input
+    if not path.is_file():
+        raise ConfigError(f"--input {path}: no such file")
+    if args.follow:
+        reader = registry.get("format", args.format) if args.format else detect_format(path, readers)
+        return follow_file(path, reader, idle_exit=args.idle_exit)
+    result = read_capture(path, format=args.format, errors=args.errors, readers=readers)
+    if args.realtime:
+        source = st.LiveSource(realtime_producer(result.frames, speed=args.speed),
+                               max_frames=args.max_backlog)
+        cleanups.append(source.close)
+        return source
+    return file_chunks(result.frames, skipped=result.skipped_reasons)
+
+
+def _print_summary(summary, suppressed: int, out: IO[str]) -> None:
+    s = summary.to_json()
+
+    def ms(v):
+        return "-" if v is None else f"{v:.2f} ms"
+
+    def rate(v):
+        return "-" if v is None else f"{v:,.1f}"
+
+    state = " (interrupted)" if s["interrupted"] else ""
+    print(f"summary{state}: {s['frames']:,} frames, {s['windows']:,} windows, {s['alerts']:,} alerts"
+          + (f" ({suppressed:,} not printed: rate limit)" if suppressed else ""), file=out)
+    print(f"throughput: {rate(s['frames_per_s'])} frames/s, {rate(s['windows_per_s'])} windows/s "
+          f"over {s['seconds']:.2f} s; latency per window p50 {ms(s['latency_p50_ms'])}, "
+          f"p99 {ms(s['latency_p99_ms'])}", file=out)
+    notes = [f"{s['dropped_frames']:,} frames dropped (backlog full)" if s["dropped_frames"] else "",
+             f"{s['trailing_frames']:,} trailing frames in no full window" if s["trailing_frames"] else "",
+             f"{s['backward_steps']:,} timestamps stepped back" if s["backward_steps"] else "",
+             f"{s['duplicate_timestamps']:,} repeated timestamps" if s["duplicate_timestamps"] else "",
+             *(f"{n:,} skipped: {why}" for why, n in s["skipped"].items())]
+    if any(notes):
+        print("notes: " + "; ".join(n for n in notes if n), file=out)
+
+
+# ------------------------------------------------------------------ sources
+def realtime_producer(frames: Frames, *, speed: float = 1.0, tick_s: float = 0.01
+                      ) -> Callable[[FrameQueue, threading.Event], None]:
+    """A producer for :func:`LiveSource` replaying ``frames`` at their recorded pace.
+
+    Frames go out in slices of ``tick_s`` recorded seconds, each when its last
+    frame is due; timestamps that step back are paced by the running maximum.
+    """
+    if speed <= 0:
+        raise ConfigError(f"replay speed must be > 0, got {speed}")
+    t = np.maximum.accumulate(frames.timestamp) if len(frames) else np.zeros(0)
+    rel = (t - t[0]) / speed if len(t) else t
+    edges = np.searchsorted(rel, np.arange(0.0, (rel[-1] if len(rel) else 0) + tick_s, tick_s), "right")
+    bounds = np.unique(np.concatenate(([0], edges, [len(frames)])))
+
+    def produce(out: FrameQueue, stop: threading.Event) -> None:
+        t0 = time.perf_counter()
+        for lo, hi in itertools.pairwise(bounds):
+            wait = t0 + rel[hi - 1] - time.perf_counter()
+            if (wait > 0 and stop.wait(wait)) or stop.is_set():
+                return
+            out.put(frames[lo:hi])
+
+    return produce
+
+
+def follow_file(path: Path, reader: FormatReader, *, poll_s: float = 0.2, idle_exit: float | None = None,
+                chunk_frames: int = 4096) -> Iterator[FrameChunk]:
+    """A growing line-based log (``tail -f`` from its first line): complete lines as they appear.
+
+    Each appended block of whole lines is parsed by the format's own reader
+    (``errors="skip"``: bad lines are counted, never fatal). A file that shrinks
+    was rotated or truncated: reading starts over at its beginning. Ends after
+    ``idle_exit`` seconds without growth (``None``: never; Ctrl-C stops it).
+    """
+    path = Path(path)
+    if reader.name not in _FOLLOWABLE or is_gzip(path):
+        raise ConfigError(f"--follow reads uncompressed line-based logs ({', '.join(sorted(_FOLLOWABLE))}); "
+                          f"{path} is {'gzipped ' if is_gzip(path) else ''}{reader.name}")
+    header = b""
+    offset, last_growth = 0, time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="fusioncore-follow-") as tmp:
+        block_path = Path(tmp) / path.name
+        while True:
+            size = path.stat().st_size
+            if size < offset:
+                offset = 0
+            data = b""
+            if size > offset:
+                with open(path, "rb") as fh:
+                    fh.seek(offset)
+                    data = fh.read(size - offset)
+                data = data[: data.rfind(b"\n") + 1]  # complete lines only
+            if data:
+                if offset == 0 and reader.name in _HEADER_FORMATS:
+                    header = data[: data.find(b"\n") + 1]
+                    body = data
+                else:
+                    body = header + data
+                offset += len(data)
+                last_growth = time.monotonic()
+                block_path.write_bytes(body)
+                result = reader.read(block_path, errors="skip")
+                yield from file_chunks(result.frames, chunk_frames, result.skipped_reasons)
+            elif idle_exit is not None and time.monotonic() - last_growth >= idle_exit:
+                return
+            else:
+                time.sleep(poll_s)
+
+
+# --------------------------------------------------------------------- bus
+def open_bus(interface: str, channel: str, **options) -> can.BusABC:
+    """``can.Bus(interface=..., channel=...)``; failure to open is a :class:`BusError`."""
+    try:
+        return can.Bus(interface=interface, channel=channel, **options)
+    except (can.CanError, OSError, ValueError, TypeError, ImportError, NotImplementedError) as exc:
+        raise BusError(f"cannot open CAN bus {interface}:{channel} ({exc})") from None
+
+
+def bus_producer(bus: can.BusABC, *, idle_exit: float | None = None, flush_s: float = 0.02,
+                 batch_frames: int = 2048) -> Callable[[FrameQueue, threading.Event], None]:
+    """A producer for :class:`LiveSource` reading ``bus`` until stopped, idle or closed.
+
+    Messages are handed over every ``flush_s`` seconds or ``batch_frames``
+    messages. Error frames and payloads over 8 bytes are counted, not scored. A
+    bus that fails or closes ends the stream with a :class:`BusError`.
+    """
+
+    def produce(out: FrameQueue, stop: threading.Event) -> None:
+        messages: list[can.Message] = []
+        skipped: Counter = Counter()
+        flushed = last_message = time.monotonic()
+        while not stop.is_set():
+            try:
+                msg = bus.recv(timeout=flush_s)
+            except (can.CanError, OSError, ValueError) as exc:
+                _flush(out, messages, skipped)
+                raise BusError(f"CAN bus {bus.channel_info}: {exc}") from None
+            now = time.monotonic()
+            if msg is not None:
+                last_message = now
+                if msg.is_error_frame:
+                    skipped[ERROR_FRAME] += 1
+                elif len(msg.data) > 8:
+                    skipped[PAYLOAD_TOO_LONG] += 1
+                else:
+                    messages.append(msg)
+            if len(messages) >= batch_frames or (now - flushed >= flush_s and (messages or skipped)):
+                _flush(out, messages, skipped)
+                messages, skipped, flushed = [], Counter(), now
+            if idle_exit is not None and now - last_message >= idle_exit:
+                break
+        _flush(out, messages, skipped)
+
+    return produce
+
+
+def _flush(out: FrameQueue, messages: list[can.Message], skipped: Counter) -> None:
+    if messages or skipped:
+        out.put(messages_to_frames(messages), dict(skipped))
+
+
+def messages_to_frames(messages: list[can.Message], source: str = "<bus>") -> Frames:
+    """python-can messages (classic CAN, at most 8 data bytes) as :class:`Frames`."""
+    payload = b"".join(bytes(m.data).ljust(8, b"\0") for m in messages)
+    return Frames.from_columns(
+        timestamp=np.fromiter((m.timestamp for m in messages), np.float64, len(messages)),
+        can_id=np.fromiter((m.arbitration_id for m in messages), np.uint32, len(messages)),
+        extended=np.fromiter((m.is_extended_id for m in messages), bool, len(messages)),
+        remote=np.fromiter((m.is_remote_frame for m in messages), bool, len(messages)),
+        dlc=np.fromiter((min(m.dlc, 8) for m in messages), np.uint8, len(messages)),
+        data=np.frombuffer(payload, np.uint8).reshape(len(messages), 8),
+        sources=(source,),
+    )

@@ -1,0 +1,391 @@
+"""Streaming detection: frames arrive in chunks, each window is scored as soon as it is complete.
+
+The stream is cut exactly like a capture file in the batch path: window k
+holds stream rows ``[k * S, k * S + W)`` (``W`` the run's window size, ``S``
+the stride), and the windows are scored by the run's own
+:class:`~fusioncore.scoring.ScoringSystem`. Frames are taken in arrival
+order; timestamps that step back or repeat are kept (and counted), as the
+readers keep file order.
+
+Sources hand over :class:`FrameChunk` objects. A file can wait for the
+scorer, so it is fed synchronously (:func:`file_chunks`; the growing-log, bus
+and real-time replay sources live in :mod:`fusioncore.cli_detect`). A live
+source cannot wait: :class:`LiveSource` runs it in a thread that fills a
+bounded :class:`FrameQueue`; the scorer takes everything that queued up since
+its last pass and scores all complete windows in one batch, so a burst
+costs bigger batches, not lost frames. Only when ``max_frames`` are waiting
+are new frames dropped -- counted, and the window grid restarts after the
+gap so no window mixes traffic from both sides of it.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
+
+import attrs
+import numpy as np
+
+from fusioncore.data.frames import Frames
+from fusioncore.errors import ConfigError, FusionCoreError
+from fusioncore.scoring import ScoringSystem, WindowVerdicts
+
+__all__ = [
+    "BusError",
+    "DetectionSummary",
+    "FrameChunk",
+    "FrameQueue",
+    "LiveSource",
+    "StreamDetector",
+    "WindowStream",
+    "file_chunks",
+    "run_detection",
+]
+
+_COLUMNS = ("timestamp", "can_id", "extended", "remote", "dlc", "data", "label", "attack_type")
+
+
+class BusError(FusionCoreError):
+    """A CAN bus (or live source) that could not be opened, or that failed or closed while read."""
+
+
+@attrs.frozen(eq=False)
+class FrameChunk:
+    """Frames that became available together at ``arrival`` (``time.perf_counter``).
+
+    ``dropped_before``: frames lost just before these (the window grid restarts);
+    ``skipped``: rows the reader left out (error frames, bad lines), by reason.
+    """
+
+    frames: Frames
+    arrival: float
+    dropped_before: int = 0
+    skipped: Mapping[str, int] = attrs.field(factory=dict)
+
+
+# ------------------------------------------------------------------ windows
+class WindowStream:
+    """The sliding window over a stream: a column buffer that hands out complete windows.
+
+    Rows live in preallocated numpy columns; consumed rows are dropped by
+    moving the (at most ``W + backlog``) live rows to the front once they fill
+    half the buffer, so every window is a contiguous slice the graph builder
+    reads in place and appending costs O(1) per frame amortised.
+    """
+
+    def __init__(self, size: int, stride: int, capacity: int = 8192) -> None:
+        if size < 1 or stride < 1:
+            raise ConfigError(f"window size and stride must be >= 1, got {size} / {stride}")
+        self.size, self.stride = size, stride
+        self._cols: dict[str, np.ndarray] = {}
+        self._arrival = np.zeros(0)
+        self._capacity = max(capacity, 2 * size)
+        self._n = 0  # rows held
+        self._base = 0  # stream position of row 0
+        self._next = 0  # stream position where the next window starts
+        self.position = 0  # frames seen so far, dropped ones included
+        self.discarded = 0  # frames left in no window by a gap
+
+    def push(self, chunk: FrameChunk) -> None:
+        frames = chunk.frames
+        if chunk.dropped_before:
+            # a gap: no window may span it, so the grid restarts at the first frame after it
+            self.discarded += self.trailing
+            self.position += chunk.dropped_before
+            self._n, self._base, self._next = 0, self.position, self.position
+        if not self._cols:
+            self._allocate(frames, self._capacity)
+        self._reserve(len(frames))
+        lo, hi = self._n, self._n + len(frames)
+        for name in _COLUMNS:
+            self._cols[name][lo:hi] = getattr(frames, name)
+        self._arrival[lo:hi] = chunk.arrival
+        self._n = hi
+        self.position += len(frames)
+
+    def pending(self) -> int:
+        """Complete windows not yet handed out."""
+        end = self._base + self._n
+        return 0 if end < self._next + self.size else (end - self._next - self.size) // self.stride + 1
+
+    def take(self, limit: int) -> tuple[Frames, np.ndarray, np.ndarray, np.ndarray]:
+        """Up to ``limit`` complete windows: ``(frames, start rows, stream positions, last arrival)``."""
+        k = min(self.pending(), limit)
+        pos = self._next + self.stride * np.arange(k, dtype=np.int64)
+        rows = pos - self._base
+        frames = self._frames()
+        last_arrival = self._arrival[rows + self.size - 1] if k else np.zeros(0)
+        self._next += self.stride * k
+        return frames, rows, pos, last_arrival
+
+    def compact(self, *, force: bool = False) -> None:
+        """Forget rows no future window needs (call once the last ``take`` result is used).
+
+        Rows move only once the dead ones fill half the buffer (or when ``force``d),
+        so the copying costs O(1) per frame amortised.
+        """
+        drop = min(self._next - self._base, self._n)
+        if drop > 0 and (force or drop >= self._capacity // 2):
+            keep = self._n - drop
+            for col in (*self._cols.values(), self._arrival):
+                col[:keep] = col[drop:self._n]
+            self._n, self._base = keep, self._base + drop
+
+    @property
+    def trailing(self) -> int:
+        """Frames held that no complete window has covered yet."""
+        return max(self._base + self._n - max(self._next, self._base), 0)
+
+    def _frames(self) -> Frames:
+        n = self._n
+        return Frames(**{k: v[:n] for k, v in self._cols.items()},
+                      source=np.zeros(n, np.uint16), sources=("<stream>",))
+
+    def _allocate(self, like: Frames, capacity: int) -> None:
+        old, n = self._cols, self._n
+        self._cols = {name: np.zeros((capacity, *getattr(like, name).shape[1:]), getattr(like, name).dtype)
+                      for name in _COLUMNS}
+        arrival = np.zeros(capacity)
+        if old:
+            for name in _COLUMNS:
+                self._cols[name][:n] = old[name][:n]
+            arrival[:n] = self._arrival[:n]
+        self._arrival, self._capacity = arrival, capacity
+
+    def _reserve(self, extra: int) -> None:
+        if self._n + extra <= self._capacity:
+            return
+        self.compact(force=True)
+        if self._n + extra > self._capacity:
+            self._allocate(self._frames(), max(2 * self._capacity, self._n + extra))
+
+
+# ----------------------------------------------------------------- summary
+@attrs.define
+class DetectionSummary:
+    """What a detection run saw and how fast it went (``latency``: last frame in -> verdict out)."""
+
+    frames: int = 0
+    windows: int = 0
+    alerts: int = 0
+    dropped: int = 0
+    trailing: int = 0  #: frames that filled no window (at the end, or just before a gap)
+    backward_steps: int = 0  #: frames timestamped before their predecessor
+    duplicate_timestamps: int = 0
+    skipped: Counter = attrs.field(factory=Counter)
+    seconds: float = 0.0
+    scoring_seconds: float = 0.0
+    latencies: list[np.ndarray] = attrs.field(factory=list, repr=False)
+    interrupted: bool = False
+    error: str | None = None
+
+    def latency_ms(self, q: float) -> float | None:
+        if not self.latencies or not sum(len(a) for a in self.latencies):
+            return None
+        return float(np.percentile(np.concatenate(self.latencies), q) * 1e3)
+
+    def rate(self, count: int) -> float | None:
+        """``count`` per second of wall time (``None`` before any time has passed)."""
+        return count / self.seconds if self.seconds > 0 else None
+
+    def to_json(self) -> dict:
+        rate = self.rate
+        return {
+            "frames": self.frames, "windows": self.windows, "alerts": self.alerts,
+            "dropped_frames": self.dropped, "trailing_frames": self.trailing,
+            "backward_steps": self.backward_steps, "duplicate_timestamps": self.duplicate_timestamps,
+            "skipped": dict(self.skipped), "seconds": round(self.seconds, 3),
+            "scoring_seconds": round(self.scoring_seconds, 3),
+            "frames_per_s": rate(self.frames), "windows_per_s": rate(self.windows),
+            "latency_p50_ms": self.latency_ms(50), "latency_p99_ms": self.latency_ms(99),
+            "interrupted": self.interrupted, "error": self.error,
+        }
+
+
+# ---------------------------------------------------------------- detector
+class StreamDetector:
+    """Feeds chunks into a :class:`WindowStream` and scores complete windows in batches.
+
+    ``on_verdicts`` receives each scored batch (``WindowVerdicts.window_id`` is the
+    window's first frame's position in the stream).
+    """
+
+    def __init__(self, system: ScoringSystem, on_verdicts: Callable[[WindowVerdicts], None] | None = None,
+                 *, stride: int | None = None, max_batch: int = 1024) -> None:
+        self.system = system
+        self.stream = WindowStream(system.window_size, stride or system.stride)
+        self.on_verdicts = on_verdicts or (lambda v: None)
+        self.max_batch = max_batch
+        self.summary = DetectionSummary()
+        self._last_t: float | None = None
+
+    def feed(self, chunk: FrameChunk) -> None:
+        """Take a chunk and score every window it completes."""
+        self.push(chunk)
+        self.score_pending()
+
+    def push(self, chunk: FrameChunk) -> None:
+        """Buffer a chunk without scoring (windows before a gap are scored first)."""
+        s = self.summary
+        if chunk.dropped_before:
+            self.score_pending()
+        s.dropped += chunk.dropped_before
+        s.skipped.update(chunk.skipped)
+        t = chunk.frames.timestamp
+        if len(t):
+            prev = None if chunk.dropped_before else self._last_t
+            diff = np.diff(t) if prev is None else np.diff(t, prepend=prev)
+            s.backward_steps += int(np.count_nonzero(diff < 0))
+            s.duplicate_timestamps += int(np.count_nonzero(diff == 0))
+            self._last_t = float(t[-1])
+        s.frames += len(t)
+        self.stream.push(chunk)
+
+    def score_pending(self) -> None:
+        """Score all complete windows, ``max_batch`` per pass."""
+        s = self.summary
+        while self.stream.pending():
+            frames, rows, pos, arrival = self.stream.take(self.max_batch)
+            start = time.perf_counter()
+            verdicts = self.system.score(frames, rows, window_ids=pos)
+            done = time.perf_counter()
+            self.stream.compact()
+            s.scoring_seconds += done - start
+            s.latencies.append(np.maximum(done - arrival, 0.0))
+            s.windows += len(verdicts)
+            s.alerts += int(np.count_nonzero(verdicts.alert))
+            self.on_verdicts(verdicts)
+
+
+def run_detection(system: ScoringSystem, chunks: Iterable[FrameChunk | list[FrameChunk]],
+                  on_verdicts: Callable[[WindowVerdicts], None] | None = None, *,
+                  stride: int | None = None, max_batch: int = 1024) -> DetectionSummary:
+    """Score every window of a stream of chunks; Ctrl-C and source errors end it with a summary.
+
+    An item that is a list of chunks (what a live source queued meanwhile) is
+    buffered whole and its windows scored together.
+
+    ``KeyboardInterrupt`` sets ``summary.interrupted``; a :class:`BusError` from
+    the source sets ``summary.error``. Either way what arrived before is scored.
+    """
+    detector = StreamDetector(system, on_verdicts, stride=stride, max_batch=max_batch)
+    start = time.perf_counter()
+    try:
+        for item in chunks:
+            for chunk in item if isinstance(item, list) else [item]:
+                detector.push(chunk)
+            detector.score_pending()
+    except KeyboardInterrupt:
+        detector.summary.interrupted = True
+    except BusError as exc:
+        detector.summary.error = str(exc)
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()  # stops a live source's thread
+    summary = detector.summary
+    summary.seconds = time.perf_counter() - start
+    summary.trailing = detector.stream.discarded + detector.stream.trailing
+    return summary
+
+
+# ----------------------------------------------------------------- sources
+def file_chunks(frames: Frames, chunk_frames: int = 4096, skipped: Mapping[str, int] | None = None
+                ) -> Iterator[FrameChunk]:
+    """A capture already in memory, handed over ``chunk_frames`` at a time (no pacing)."""
+    for lo in range(0, len(frames), chunk_frames):
+        yield FrameChunk(frames[lo:lo + chunk_frames], time.perf_counter(),
+                         skipped=dict(skipped or {}) if lo == 0 else {})
+
+
+class FrameQueue:
+    """A bounded hand-off from a live source's thread to the scorer; overflow is dropped and counted."""
+
+    def __init__(self, max_frames: int = 1_000_000) -> None:
+        self.max_frames = max_frames
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._held = 0
+        self._dropped = 0  # since the last accepted chunk
+        self.dropped = 0
+
+    def put(self, frames: Frames, skipped: Mapping[str, int] | None = None) -> None:
+        with self._lock:
+            room = max(self.max_frames - self._held, 0)
+            if room < len(frames):
+                self._dropped += len(frames) - room
+                self.dropped += len(frames) - room
+                frames = frames[:room]
+            if not len(frames) and not skipped:
+                return
+            gap, self._dropped = self._dropped, 0
+            self._held += len(frames)
+        self._queue.put(FrameChunk(frames, time.perf_counter(), gap, dict(skipped or {})))
+
+    def close(self, error: BaseException | None = None) -> None:
+        """End the stream (with ``error`` if the source failed); frames dropped last are reported."""
+        with self._lock:
+            gap, self._dropped = self._dropped, 0
+        if gap:
+            self._queue.put(FrameChunk(Frames.empty(), time.perf_counter(), gap))
+        self._queue.put(error or StopIteration())
+
+    def get_all(self, timeout: float) -> list[FrameChunk | BaseException]:
+        """Everything queued now (waiting up to ``timeout`` for the first item)."""
+        try:
+            items = [self._queue.get(timeout=timeout)]
+        except queue.Empty:
+            return []
+        while True:
+            try:
+                items.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        with self._lock:
+            self._held -= sum(len(i.frames) for i in items if isinstance(i, FrameChunk))
+        return items
+
+
+class LiveSource:
+    """Run ``producer(queue, stop)`` in a thread; iterate over batches of what it queued.
+
+    Each item is the list of :class:`FrameChunk` queued since the previous one,
+    so the scorer batches a burst. The producer ends with ``queue.close(error)``;
+    an error is re-raised here once everything before it has been handed out.
+    """
+
+    def __init__(self, producer: Callable[[FrameQueue, threading.Event], None], *,
+                 max_frames: int = 1_000_000, poll_s: float = 0.1) -> None:
+        self.queue = FrameQueue(max_frames)
+        self.stop = threading.Event()
+        self.poll_s = poll_s
+        self._thread = threading.Thread(target=self._run, args=(producer,), daemon=True,
+                                        name="fusioncore-source")
+        self._thread.start()
+
+    def _run(self, producer) -> None:
+        try:
+            producer(self.queue, self.stop)
+        except BaseException as exc:  # handed to the consuming thread, which reports it
+            self.queue.close(exc)
+        else:
+            self.queue.close()
+
+    def __iter__(self) -> Iterator[list[FrameChunk]]:
+        while True:
+            items = self.queue.get_all(self.poll_s)
+            chunks = [i for i in items if isinstance(i, FrameChunk)]
+            end = next((i for i in items if not isinstance(i, FrameChunk)), None)
+            if chunks:
+                yield chunks
+            if isinstance(end, StopIteration):
+                return
+            if end is not None:
+                raise end if isinstance(end, FusionCoreError) else BusError(f"{type(end).__name__}: {end}")
+
+    def close(self) -> None:
+        self.stop.set()
+        self._thread.join(timeout=2.0)

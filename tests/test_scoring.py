@@ -1,0 +1,134 @@
+"""ScoringSystem: a saved run scores windows exactly as the run's own batch path did."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fusioncore.cli import main
+from fusioncore.data.formats import read_capture
+from fusioncore.data.loading import load_files
+from fusioncore.data.windows import WindowSpec, window_labels, window_starts
+from fusioncore.errors import ConfigError
+from fusioncore.evaluation import scenario_metrics
+from fusioncore.paths import data_root
+from fusioncore.plugins import get_plugins
+from fusioncore.scoring import ScoringSystem
+from fusioncore.streaming import StreamDetector, file_chunks
+
+TEST_01 = "test_01_known_vehicle_known_attack"
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory) -> Path:
+    """One quick run for the module; the session-wide cache lets a second module reuse its detectors."""
+    out = tmp_path_factory.mktemp("scoring") / "run"
+    assert main(["run", "--preset", "quick", "--fusion", "dqn,stacking", "--out", str(out),
+                     "trainer.progress=false"]) == 0
+    return out
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Score as `fusioncore detect` does: small batches, one thread (busy 2-core CI machines)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _test_files(scenario: str) -> tuple[Path, ...]:
+    return get_plugins().registry.get("dataset", "synthetic").resolve(data_root()).tests[scenario]
+
+
+def test_scores_reproduce_the_runs_own_test_metrics(quick_run):
+    """Same windows, same batches as the run's loader: every metric in report.json comes out equal."""
+    report = json.loads((quick_run / "report.json").read_text())
+    frames = load_files(_test_files(TEST_01)).frames
+    starts = window_starts(frames, WindowSpec(100, 100))
+    labels, kinds = window_labels(frames, starts, 100)
+    for method in ("dqn", "stacking", "vgae", "gat"):
+        system = ScoringSystem.load(quick_run, method=method, batch_size=128)  # the quick preset's
+        verdicts = system.score(frames, starts)
+        got = scenario_metrics(labels, verdicts.fused, kinds, system.threshold)
+        assert got == report["scenarios"][TEST_01][method], method
+        assert np.array_equal(verdicts.alert, verdicts.fused > report["thresholds"][method])
+
+
+def test_stream_scores_the_same_windows_as_batch(quick_run):
+    system = ScoringSystem.load(quick_run)
+    frames = read_capture(_test_files(TEST_01)[1]).frames  # fuzzing
+    starts = window_starts(frames, WindowSpec(100, 100))
+    batch = system.score(frames, starts)
+
+    def stream(chunks, **kw):
+        out = []
+        detector = StreamDetector(system, out.append, **kw)
+        for chunk in chunks:
+            detector.feed(chunk)
+        return type(batch).concat(out), detector
+
+    # one chunk and the batch path's batch size: the very same batches, bit for bit
+    whole, _ = stream(file_chunks(frames, len(frames)), max_batch=system.batch_size)
+    for field in ("window_id", "scores", "calibrated", "weights", "fused", "alert", "top_ids"):
+        assert np.array_equal(getattr(whole, field), getattr(batch, field)), field
+
+    # uneven chunks (single frames included): other batch compositions; the VGAE's dense
+    # all-pairs edge loss pads to the batch's largest window, so sums differ in the last bits
+    edges = np.unique(np.r_[0, np.cumsum(np.resize([1, 7, 333, 2048, 64], 200)), len(frames)])
+    edges = edges[edges <= len(frames)]
+    pieces = (frames[lo:hi] for lo, hi in itertools.pairwise(edges))
+    chunked, detector = stream(
+        (next(file_chunks(p, len(p))) for p in pieces), max_batch=16
+    )
+    assert np.array_equal(chunked.window_id, starts)
+    assert np.array_equal(chunked.alert, batch.alert)
+    assert np.array_equal(chunked.top_ids, batch.top_ids)
+    np.testing.assert_allclose(chunked.scores, batch.scores, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(chunked.fused, batch.fused, rtol=1e-5, atol=1e-6)
+    assert detector.summary.frames == len(frames) and detector.summary.windows == len(starts)
+
+
+def test_top_ids_name_the_flooding_id_and_the_spoofed_id(quick_run):
+    system = ScoringSystem.load(quick_run)
+    manifest = json.loads((_test_files(TEST_01)[0].parent.parent / "manifest.json").read_text())
+    targets = {Path(f["path"]).name: f["target_ids"] for f in manifest["files"]}
+    for name, unknown in (("DoS-suv.csv", True), ("spoofing-suv.csv", False)):
+        path = next(p for p in _test_files(TEST_01) if p.name == name)
+        frames = read_capture(path).frames
+        starts = window_starts(frames, WindowSpec(100, 100))
+        share = np.lib.stride_tricks.sliding_window_view(frames.label, 100)[starts].mean(axis=1)
+        heavy = share > 0.2  # windows well inside an attack interval
+        v = system.score(frames, starts)
+        assert heavy.sum() >= 5
+        assert np.all(v.top_ids[heavy, 0] == targets[name][0]), name
+        assert np.all(v.top_unknown[heavy, 0] == unknown)
+        if not unknown:  # the spoofed ID comes faster than its owner sends it
+            assert np.all(v.top_deviation[heavy, 0] < -0.4)
+
+
+def test_json_rows_carry_scores_weights_and_ids(quick_run):
+    frames = read_capture(_test_files(TEST_01)[0]).frames
+    starts = window_starts(frames, WindowSpec(100, 100))[:50]
+    rows = ScoringSystem.load(quick_run).score(frames, starts).json_rows()
+    row = json.loads(json.dumps(rows[0]))
+    assert set(row) >= {"window", "start", "end", "frames", "scores", "weights", "fused", "alert", "top_ids"}
+    assert set(row["scores"]) == {"vgae", "gat"} and row["frames"] == 100
+    assert row["start"] <= row["end"]
+    assert sum(row["weights"].values()) == pytest.approx(1.0)
+    # stacking chooses no per-detector weights: said as null, not as made-up numbers
+    stacked = ScoringSystem.load(quick_run, method="stacking").score(frames, starts).json_rows()
+    assert stacked[0]["weights"] is None and stacked[0]["method"] == "stacking"
+
+
+def test_load_errors_say_what_is_wrong(quick_run, tmp_path):
+    with pytest.raises(ConfigError, match="not a fusioncore run folder"):
+        ScoringSystem.load(tmp_path)
+    with pytest.raises(ConfigError, match="available: vgae, gat, dqn, stacking"):
+        ScoringSystem.load(quick_run, method="nope")
+    assert ScoringSystem.load(quick_run).method == "dqn"  # the run's first fusion by default
