@@ -23,3 +23,24 @@ def lint(session: nox.Session) -> None:
     """ruff over the whole tree."""
     session.install("ruff>=0.5")
     session.run("ruff", "check", ".")
+
+
+@nox.session(python="3.11")
+def bench(session: nox.Session) -> None:
+    """Speed-up and throughput benchmarks (docs/benchmarks.md): JSON + summary in benchmarks/results/.
+
+    ``nox -s bench -- --quick`` runs a few-minute version; other arguments go to pytest, e.g.
+    ``-- --benchmark-compare`` to compare with the previous saved run.
+    """
+    from datetime import datetime, timezone
+
+    session.install(*CONSTRAINTS, "-e", ".[bench]")
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    results = f"benchmarks/results/{stamp}.json"
+    session.run(
+        "pytest", "benchmarks", f"--benchmark-json={results}",
+        # every run is also saved as NNNN_<stamp>.json here, which --benchmark-compare reads
+        "--benchmark-storage=file://benchmarks/results/history", f"--benchmark-save={stamp}",
+        *session.posargs,
+    )
+    session.run("python", "-m", "benchmarks.summarize", results)

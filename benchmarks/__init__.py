@@ -1,0 +1,1 @@
+"""pytest-benchmark suites behind ``nox -s bench`` (see docs/benchmarks.md)."""
