@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
@@ -327,8 +328,14 @@ def arrays_to_npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
     return buf.getvalue()
 
 
+# numpy parses each .npy header with ast.literal_eval, and CPython 3.11's AST
+# constructor is not thread-safe ("SystemError: AST constructor recursion depth
+# mismatch" when threads parse at once): stores shared by threads serialise here.
+_NPZ_READ_LOCK = threading.Lock()
+
+
 def npz_bytes_to_arrays(blob: bytes) -> dict[str, np.ndarray]:
-    with np.load(io.BytesIO(blob), allow_pickle=False) as z:
+    with _NPZ_READ_LOCK, np.load(io.BytesIO(blob), allow_pickle=False) as z:
         return {k: z[k] for k in z.files}
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import can
 import numpy as np
 import pytest
-import torch
 from can.interfaces import virtual
+from detector_batches import one_torch_thread
 
 from fusioncore import cli_detect
 from fusioncore.cli import main
@@ -52,10 +52,8 @@ def benign_csv(tmp_path_factory) -> Path:
 @pytest.fixture(autouse=True)
 def _one_torch_thread():
     """Score as `fusioncore detect` does (one thread) in the tests that call the API directly."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with one_torch_thread():
+        yield
 
 
 def _attack_files() -> list[Path]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
+from detector_batches import one_torch_thread
 
 from fusioncore.cli import main
 from fusioncore.data.formats import read_capture
@@ -36,10 +36,8 @@ def quick_run(tmp_path_factory) -> Path:
 @pytest.fixture(autouse=True)
 def _one_torch_thread():
     """Score as `fusioncore detect` does: small batches, one thread (busy 2-core CI machines)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with one_torch_thread():
+        yield
 
 
 def _test_files(scenario: str) -> tuple[Path, ...]:
