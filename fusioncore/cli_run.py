@@ -40,6 +40,8 @@ def _common(p: argparse.ArgumentParser, *, fusion: bool) -> None:
     p.add_argument("--strategy", help="Lightning strategy for detector training, e.g. ddp")
     p.add_argument("--devices", help="number of devices / processes (default 1)")
     p.add_argument("--max-epochs", type=int, help="detector training epochs (trainer.max_epochs)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue interrupted detector training from --out's checkpoints/<name>/last.ckpt")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                    help="config overrides, e.g. fusion.dqn.lr=0.002 detector.gat.preset=large")
 
@@ -56,6 +58,10 @@ def _config(args: argparse.Namespace, *, fusion: bool):
         trainer["devices"] = int(args.devices) if str(args.devices).isdigit() else args.devices
     if trainer.get("strategy", "auto").startswith("ddp") and str(trainer.get("devices", 1)) == "1":
         raise ConfigError("--strategy ddp needs --devices 2 or more")
+    if args.resume:
+        if args.out is None:
+            raise ConfigError("--resume needs --out: the run folder whose checkpoints to continue")
+        trainer["resume"] = True
     if trainer:
         base["trainer"] = trainer
     for opt, key in (("data_root", "data_root"), ("seed", "seed"), ("store", "store")):

@@ -108,6 +108,7 @@ def _base_config(registry: Registry):
         trainer=make_config(
             max_epochs=20, patience=3, accelerator="auto", devices=1, strategy="auto",
             limit_train_batches=1.0, progress=True,
+            resume=False,  # continue an interrupted training from <out>/checkpoints/<name>/last.ckpt
         ),
         **groups,
     )
@@ -117,19 +118,23 @@ def build_run_config(
     registry: Registry, overrides: Sequence[str] = (), preset: str | None = None,
     base: Mapping[str, Any] | None = None,
 ) -> DictConfig:
-    """Defaults from the registry, then ``base`` (CLI options), the preset, then overrides."""
+    """Defaults from the registry, then the preset, ``base`` (CLI options), then overrides.
+
+    Later layers win: ``--preset quick --max-epochs 4`` trains 4 epochs.
+    """
     cfg = OmegaConf.structured(_base_config(registry))
     for kind, (group, _) in _GROUPS.items():
         for comp in registry.components(kind):
             if _accepts_kwargs(comp.obj):
                 OmegaConf.set_struct(cfg[group][config_key(comp.name)], False)
-    layers = [OmegaConf.create(dict(base or {}))]
+    layers = []
     if preset:
         if preset not in PRESETS:
             raise ConfigError(f"unknown preset {preset!r}; available: {', '.join(PRESETS)}")
         # a preset may tune components that are not installed: skip those keys
         present = [o for o in PRESETS[preset] if _has_key(cfg, o.split("=", 1)[0])]
         layers.append(OmegaConf.from_dotlist(present))
+    layers.append(OmegaConf.create(dict(base or {})))
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override {item!r} is not KEY=VALUE (e.g. fusion.dqn.lr=0.002)")

@@ -122,11 +122,14 @@ def train_or_reuse(
     out_dir: Path | None,
     seed: int = 0,
     reuse: bool = True,
+    resume: bool = False,
 ) -> TrainedDetector:
     """Train a detector on ``dm`` (benign windows only if unsupervised), calibrate, save.
 
     A previously trained detector with the same class, params, training data,
-    seed and training settings is loaded from the cache instead.
+    seed and training settings is loaded from the cache instead. With
+    ``resume``, an interrupted training continues from
+    ``<out_dir>/checkpoints/<name>/last.ckpt`` (loaded with ``weights_only=True``).
     """
     key = _reuse_key(name, cls, params, dm.fingerprint("train"), seed, settings)
     cached = cache_dir("detectors") / f"{name}-{key[:24]}.pt"
@@ -149,7 +152,12 @@ def train_or_reuse(
     has_val = len(val_loader) > 0
     trainer = make_trainer(settings, out_dir, name=name, has_validation=has_val)
     start = time.perf_counter()
-    trainer.fit(model, train_dataloaders=train_loader, val_dataloaders=val_loader if has_val else None)
+    last = Path(out_dir) / "checkpoints" / name / "last.ckpt" if out_dir else None
+    ckpt_path = str(last) if resume and last is not None and last.exists() else None
+    if ckpt_path:
+        log.info("resuming %s from %s", name, ckpt_path)
+    trainer.fit(model, train_dataloaders=train_loader, val_dataloaders=val_loader if has_val else None,
+                ckpt_path=ckpt_path, weights_only=True)
     if trainer.global_rank != 0:
         # DDP worker processes exist to train; rank 0 alone goes on to predict and report
         if torch.distributed.is_available() and torch.distributed.is_initialized():

@@ -137,7 +137,7 @@ def run_pipeline(
             with timer(f"train.{name}"):
                 trained[name] = train_or_reuse(
                     name, det_classes[name], component_params(cfg, "detector", name), dm, settings,
-                    out_dir=out_dir, seed=seed,
+                    out_dir=out_dir, seed=seed, resume=bool(cfg.trainer.resume),
                 )
             with timer(f"predict.{name}"), _progress(settings.progress) as bar:
                 task = bar.add_task(f"scoring splits with {name}", total=len(splits))

@@ -146,3 +146,26 @@ def test_ddp_two_cpu_processes(env, tmp_path):
     assert report["scenarios"]["test_01_known_vehicle_known_attack"]["gat"]["auroc"] is not None
     report = json.loads((out / "report.json").read_text())
     assert report["scenarios"]["test_01_known_vehicle_known_attack"]["gat"]["auroc"] is not None
+
+
+def test_resume_continues_from_the_last_checkpoint(env, tmp_path):
+    import csv
+
+    import torch
+
+    out = tmp_path / "resume"
+    base = ["train", "--preset", "quick", "--detectors", "gat", "--seed", "21", "--out", str(out),
+            "trainer.progress=false", "trainer.patience=0"]
+    assert main(base) == 0
+    last = out / "checkpoints" / "gat" / "last.ckpt"
+    assert torch.load(last, weights_only=True)["epoch"] == 1  # two epochs: 0, 1
+    assert main([*base, "--resume", "--max-epochs", "4"]) == 0
+    assert torch.load(last, weights_only=True)["epoch"] == 3
+    with open(out / "logs" / "gat" / "metrics.csv") as fh:
+        epochs = {int(row["epoch"]) for row in csv.DictReader(fh)}
+    assert epochs == {2, 3}  # the second run trained only the epochs that were missing
+
+
+def test_resume_needs_an_output_folder(capsys):
+    assert main(["train", "--resume"]) == 2
+    assert "--resume needs --out" in capsys.readouterr().err
