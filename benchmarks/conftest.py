@@ -18,6 +18,8 @@ from pathlib import Path
 import attrs
 import pytest
 
+from fusioncore.paths import redirected_dirs
+
 from .common import BenchSizes, sizes_for
 from .system import TRAINING, DataSource, TrainedSystem, resolve_data, train_system
 
@@ -86,16 +88,8 @@ def sizes(pytestconfig: pytest.Config) -> BenchSizes:
 @pytest.fixture(scope="session", autouse=True)
 def bench_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Caches, generated data and the prediction store live in a temp dir, never next to inputs."""
-    base = tmp_path_factory.mktemp("fusioncore-bench")
-    saved = {k: os.environ.get(k) for k in ("FUSIONCORE_CACHE_DIR", "FUSIONCORE_DATA")}
-    os.environ["FUSIONCORE_CACHE_DIR"] = str(base / "cache")
-    os.environ["FUSIONCORE_DATA"] = str(base / "data")
-    yield base
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    with redirected_dirs(tmp_path_factory.mktemp("fusioncore-bench")) as base:
+        yield base
 
 
 @pytest.fixture(scope="session")

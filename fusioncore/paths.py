@@ -9,12 +9,16 @@ ever written next to input files, which may be read-only.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import platformdirs
 
-__all__ = ["cache_dir", "data_root"]
+__all__ = ["cache_dir", "data_root", "redirected_dirs"]
+
+_ENV_KEYS = ("FUSIONCORE_CACHE_DIR", "FUSIONCORE_DATA")
 
 
 def data_root(explicit: str | os.PathLike | None = None) -> Path:
@@ -34,3 +38,24 @@ def cache_dir(*parts: str, create: bool = True) -> Path:
     if create:
         path.mkdir(parents=True, exist_ok=True, mode=0o700)
     return path
+
+
+@contextlib.contextmanager
+def redirected_dirs(root: str | os.PathLike) -> Iterator[Path]:
+    """Point the cache (``root/cache``) and data root (``root/data``) under ``root``, then restore.
+
+    For tests, benchmarks and conformance checks: whatever they cache or
+    generate stays out of the user's home.
+    """
+    root = Path(root)
+    before = {key: os.environ.get(key) for key in _ENV_KEYS}
+    os.environ["FUSIONCORE_CACHE_DIR"] = str(root / "cache")
+    os.environ["FUSIONCORE_DATA"] = str(root / "data")
+    try:
+        yield root
+    finally:
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

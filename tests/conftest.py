@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from fusioncore.paths import redirected_dirs
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("FUSIONCORE_SHARED_DATA", REPO.parent / "shared" / "data"))
 
@@ -25,16 +27,8 @@ def _isolated_cache(tmp_path_factory):
 
     Session-scoped, so module-scoped fixtures that run whole pipelines see it too.
     """
-    base = tmp_path_factory.getbasetemp()
-    saved = {k: os.environ.get(k) for k in ("FUSIONCORE_CACHE_DIR", "FUSIONCORE_DATA")}
-    os.environ["FUSIONCORE_CACHE_DIR"] = str(base / "fusioncore-cache")
-    os.environ["FUSIONCORE_DATA"] = str(base / "fusioncore-data")
-    yield
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    with redirected_dirs(tmp_path_factory.getbasetemp() / "fusioncore"):
+        yield
 
 
 def pytest_addoption(parser):

@@ -9,30 +9,17 @@ from pathlib import Path
 import pytest
 
 from fusioncore.cli import main
+from fusioncore.paths import redirected_dirs
 
 ARTIFACTS = ("config.yaml", "metrics.csv", "report.json", "report.md", "policy.png")
 METRICS = {"mcc", "f1", "precision", "recall", "auroc", "ap", "accuracy", "n_windows", "n_attack_windows"}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", autouse=True)
 def env(tmp_path_factory):
-    """Cache and data dirs shared by this module's runs (so the second run can hit the store)."""
-    base = tmp_path_factory.mktemp("pipeline-env")
-    saved = {k: os.environ.get(k) for k in ("FUSIONCORE_CACHE_DIR", "FUSIONCORE_DATA")}
-    os.environ["FUSIONCORE_CACHE_DIR"] = str(base / "cache")
-    os.environ["FUSIONCORE_DATA"] = str(base / "data")
-    yield base
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
-
-
-@pytest.fixture(autouse=True)
-def _keep_module_env(env, monkeypatch):
-    monkeypatch.setenv("FUSIONCORE_CACHE_DIR", str(env / "cache"))
-    monkeypatch.setenv("FUSIONCORE_DATA", str(env / "data"))
+    """A cache of this module's own: its first run computes everything, later runs hit the store."""
+    with redirected_dirs(tmp_path_factory.mktemp("pipeline-env")) as base:
+        yield base
 
 
 def _run(out: Path, *extra: str) -> dict:

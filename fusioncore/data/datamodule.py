@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader
 from fusioncore.contracts import DatasetFiles, FormatReader, GraphSchema
 from fusioncore.data.frames import ATTACK_TYPES, Frames
 from fusioncore.data.graphs import FeatureNormalizer, WindowGraphBuilder
-from fusioncore.data.loading import load_files
+from fusioncore.data.loading import LoadedFiles, load_files
 from fusioncore.data.vocab import IdVocabulary
 from fusioncore.data.windows import WindowSpec, source_runs, window_labels, window_starts
 from fusioncore.errors import ConfigError
@@ -146,10 +146,12 @@ class CANDataModule(pl.LightningDataModule):
         self.skipped_rows = 0
 
     # -- setup ---------------------------------------------------------------
-    def _load(self, name: str, paths, starts_fn) -> SplitWindows:
+    def _load(self, paths) -> LoadedFiles:
         loaded = load_files(paths, readers=self.readers, errors=self.errors, progress=self.progress)
         self.skipped_rows += loaded.skipped
-        starts = starts_fn(loaded.frames)
+        return loaded
+
+    def _windows(self, name: str, loaded: LoadedFiles, starts: np.ndarray) -> SplitWindows:
         labels, types = window_labels(loaded.frames, starts, self.window.size)
         return SplitWindows(name, loaded.frames, starts, labels, types, loaded.hashes)
 
@@ -175,21 +177,13 @@ class CANDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
             return
-        holder: dict[str, np.ndarray] = {}
-
-        def train_starts(frames: Frames) -> np.ndarray:
-            train, holder["fusion"], holder["val"] = split_time_blocks(
-                frames, self.window, self.shares, self._run_shares(frames)
-            )
-            return train
-
-        train = self._load("train", self.files.train, train_starts)
-        self.splits = {"train": train}
-        for name in ("fusion", "val"):
-            labels, types = window_labels(train.frames, holder[name], self.window.size)
-            self.splits[name] = SplitWindows(
-                name, train.frames, holder[name], labels, types, train.file_hashes
-            )
+        pool = self._load(self.files.train)
+        blocks = split_time_blocks(pool.frames, self.window, self.shares, self._run_shares(pool.frames))
+        self.splits = {
+            name: self._windows(name, pool, starts)
+            for name, starts in zip(("train", "fusion", "val"), blocks)
+        }
+        train = self.splits["train"]
         # Vocabulary and normaliser see only benign frames of the training block.
         in_train = np.zeros(len(train.frames), bool)
         if len(train.starts):
@@ -200,9 +194,8 @@ class CANDataModule(pl.LightningDataModule):
         benign = train.starts[train.labels == 0]
         self.builder = builder.with_normalizer(FeatureNormalizer.fit(builder, train.frames, benign))
         for scenario, paths in self.files.tests.items():
-            self.splits[scenario] = self._load(
-                scenario, paths, lambda f: window_starts(f, self.window)
-            )
+            loaded = self._load(paths)
+            self.splits[scenario] = self._windows(scenario, loaded, window_starts(loaded.frames, self.window))
 
     # -- views -----------------------------------------------------------------
     @property

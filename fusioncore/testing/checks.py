@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +10,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from fusioncore.paths import redirected_dirs
 
 __all__ = [
     "ContractViolation",
@@ -72,20 +73,8 @@ def isolated_environment() -> Iterator[Path]:
     A component under test that caches something (a store's default
     directory, a generated dataset) must not write into the user's home.
     """
-    keys = ("FUSIONCORE_CACHE_DIR", "FUSIONCORE_DATA")
-    before = {k: os.environ.get(k) for k in keys}
-    with tempfile.TemporaryDirectory(prefix="fusioncore-contract-") as tmp:
-        root = Path(tmp)
-        os.environ["FUSIONCORE_CACHE_DIR"] = str(root / "cache")
-        os.environ["FUSIONCORE_DATA"] = str(root / "data")
-        try:
-            yield root
-        finally:
-            for key, value in before.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+    with tempfile.TemporaryDirectory(prefix="fusioncore-contract-") as tmp, redirected_dirs(tmp) as root:
+        yield root
 
 
 @contextlib.contextmanager
