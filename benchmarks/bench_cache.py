@@ -9,7 +9,7 @@ through the same ``fit``; only where the detector outputs come from differs:
   the window graphs and runs both detectors' forward passes again, encodes
   the states, then one DQN epoch. The forward passes call each detector's
   ``predict_step`` over the loader directly rather than through
-  ``fusioncore.detectors.run_detector``: that one builds a Lightning
+  ``fusioncore.pipeline.detectors.run_detector``: that one builds a Lightning
   ``Trainer`` per call, whose fixed cost would inflate the ratio without
   being a forward pass. The recomputation is hooked in through
   ``DQNFusion``'s ``trainer_factory``, so the DQN code path is identical.
@@ -29,7 +29,7 @@ from fusioncore_dqn.module import FusionTensors, ShuffledBatches
 from torch.utils.data import DataLoader
 
 from fusioncore.contracts import Detector, DetectorOutput, FusionData
-from fusioncore.detectors import prediction_key, run_detector
+from fusioncore.pipeline.detectors import prediction_key, run_detector
 
 from .common import BenchSizes, describe, sizes_for
 from .system import DETECTORS, SEED, TRAINING, TrainedSystem, fusion_data

@@ -21,9 +21,9 @@ from fusioncore.calibration import PlattScaler
 from fusioncore.contracts import DatasetFiles, DetectorOutput, FusionData, FusionStrategy, StateEncoder
 from fusioncore.data.datamodule import CANDataModule
 from fusioncore.data.windows import WindowSpec
-from fusioncore.detectors import TrainedDetector, predict_split, train_or_reuse
-from fusioncore.engine import TrainerSettings
 from fusioncore.evaluation import best_mcc_threshold
+from fusioncore.pipeline.detectors import TrainedDetector, predict_split, train_or_reuse
+from fusioncore.pipeline.engine import TrainerSettings
 from fusioncore.plugins import get_plugins
 from fusioncore.scoring import ScoringSystem
 

@@ -1,13 +1,16 @@
 """fusioncore: CAN-bus intrusion detection with graph neural networks and learned fusion.
 
 The public API: the ``hookimpl`` marker plugins decorate their hooks with, the
-contracts components implement, and the error hierarchy.
+contracts components implement, and the error hierarchy. ``Detector`` (a
+PyTorch Lightning module) is imported on first access, so ``import fusioncore``
+stays cheap for commands that need no model.
 """
+
+from typing import TYPE_CHECKING, Any
 
 from fusioncore.contracts import (
     DatasetFiles,
     DatasetSource,
-    Detector,
     DetectorOutput,
     FormatReader,
     FusionData,
@@ -28,6 +31,9 @@ from fusioncore.errors import (
     UnknownComponentError,
 )
 from fusioncore.hookspecs import HOOK_API_VERSION, hookimpl
+
+if TYPE_CHECKING:
+    from fusioncore.contracts.detector import Detector
 
 __version__ = "0.1.0"
 
@@ -55,3 +61,11 @@ __all__ = [
     "__version__",
     "hookimpl",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Detector":
+        from fusioncore.contracts.detector import Detector
+
+        return Detector
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pluggy
 
 if TYPE_CHECKING:
-    from fusioncore.run_info import RunInfo
+    from fusioncore.pipeline.run_info import RunInfo
 
 __all__ = ["HOOK_API_VERSION", "Register", "hookimpl", "hookspec"]
 

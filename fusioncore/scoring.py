@@ -320,7 +320,7 @@ def _concat(parts: list[DetectorOutput], model: Detector) -> DetectorOutput:
 
 
 def _load_detector(run_dir: Path, meta: Mapping[str, Any], name: str, reg) -> Detector:
-    from fusioncore.detectors import load_detector
+    from fusioncore.pipeline.detectors import load_detector
 
     # the run folder may have moved since it was written: look beside model/ first
     path = run_dir / "detectors" / f"{name}.pt"

@@ -14,7 +14,7 @@ import pytest
 from can.interfaces import virtual
 from detector_batches import one_torch_thread
 
-from fusioncore import cli_detect
+from fusioncore import streaming as sources_api
 from fusioncore.cli import main
 from fusioncore.data.formats import read_capture
 from fusioncore.data.frames import Frames
@@ -208,7 +208,7 @@ def test_bus_quirks_are_counted_not_fatal(quick_run):
                  preserve_timestamps=True) as bus:
         for msg in [*messages, *quirks]:
             bus.send(msg)
-        source = LiveSource(cli_detect.bus_producer(bus, idle_exit=0.3))
+        source = LiveSource(sources_api.bus_producer(bus, idle_exit=0.3))
         summary = run_detection(system, source)
     assert summary.error is None and summary.frames == 450 and summary.windows == 4
     assert summary.skipped == {"error frame": 1, "payload longer than 8 bytes": 1}
@@ -217,7 +217,7 @@ def test_bus_quirks_are_counted_not_fatal(quick_run):
 
 def test_a_bus_that_closes_is_reported_not_a_traceback(quick_run, monkeypatch, capsys):
     bus = can.Bus(interface="virtual", channel="fc-closing")
-    monkeypatch.setattr(cli_detect, "open_bus", lambda *a, **k: bus)
+    monkeypatch.setattr(sources_api, "open_bus", lambda *a, **k: bus)
     threading.Timer(0.5, bus.shutdown).start()
     assert main(["detect", "--run", str(quick_run), "--bus", "virtual:fc-closing"]) == 2
     captured = capsys.readouterr()

@@ -70,7 +70,7 @@ def test_same_seed_same_report_and_store_hits(first_run, env):
 
 
 def test_store_hit_runs_no_forward_pass(first_run, env, monkeypatch):
-    import fusioncore.detectors as detectors
+    import fusioncore.pipeline.detectors as detectors
 
     def forbidden(*args, **kwargs):
         raise AssertionError("a detector forward pass ran despite a store hit")

@@ -8,7 +8,7 @@ from fusioncore_gat import GATDetector
 
 from fusioncore.contracts import DatasetFiles, GraphSchema
 from fusioncore.data.datamodule import CANDataModule
-from fusioncore.detectors import prediction_key
+from fusioncore.pipeline.detectors import prediction_key
 
 
 def _write_capture(path, seed: int, n: int = 3000) -> None:

@@ -10,7 +10,7 @@ Use it as a base class (pytest collects the inherited tests)::
 
 or call :func:`check_detector` from any test. The detector is trained once per
 class on :func:`~fusioncore.testing.data.tiny_dataset` with the Trainer the
-core builds (:func:`fusioncore.engine.make_trainer`), on benign windows only
+core builds (:func:`fusioncore.pipeline.engine.make_trainer`), on benign windows only
 when ``supervised = False``, then calibrated on benign validation windows --
 the same steps ``fusioncore run`` takes -- so a detector that passes here
 trains, predicts, caches and reloads in a real run.
@@ -30,10 +30,10 @@ import pytorch_lightning as pl
 import torch
 
 from fusioncore.contracts import Detector, DetectorOutput
-from fusioncore.detectors import build_detector, load_detector, run_detector, save_detector
-from fusioncore.engine import TrainerSettings, make_trainer
 from fusioncore.errors import FusionCoreError
 from fusioncore.evaluation import auroc
+from fusioncore.pipeline.detectors import build_detector, load_detector, run_detector, save_detector
+from fusioncore.pipeline.engine import TrainerSettings, make_trainer
 from fusioncore.testing.checks import (
     ContractViolation,
     configured,

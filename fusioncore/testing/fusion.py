@@ -27,8 +27,8 @@ import pytest
 import torch
 
 from fusioncore.contracts import FusionData, FusionStrategy
-from fusioncore.engine import quiet_lightning
 from fusioncore.errors import FusionCoreError
+from fusioncore.pipeline.engine import quiet_lightning
 from fusioncore.scoring import build_component
 from fusioncore.testing.checks import (
     ContractViolation,
@@ -164,7 +164,7 @@ def check_fusion_ignores_labels(fusion: FusionStrategy, data: FusionData) -> Non
 
 def _through_torch_save(state: Mapping[str, Any]) -> dict[str, Any]:
     """``state`` as ``fusioncore run`` stores it in model/fusions.pt and ``fusioncore detect`` reads it."""
-    from fusioncore.pipeline import _loadable_state  # the exact conversion the core applies
+    from fusioncore.pipeline.run import _loadable_state  # the exact conversion the core applies
 
     buffer = io.BytesIO()
     torch.save(_loadable_state(state), buffer)

@@ -9,8 +9,8 @@ from pathlib import Path
 from rich.table import Table
 
 from fusioncore.cli import _stdout, command
-from fusioncore.config import PRESETS, build_run_config
 from fusioncore.errors import ConfigError
+from fusioncore.pipeline.config import PRESETS, build_run_config
 from fusioncore.plugins import get_plugins
 
 __all__ = ["cmd_run", "cmd_train"]

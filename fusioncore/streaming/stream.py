@@ -9,7 +9,7 @@ readers keep file order.
 
 Sources hand over :class:`FrameChunk` objects. A file can wait for the
 scorer, so it is fed synchronously (:func:`file_chunks`; the growing-log, bus
-and real-time replay sources live in :mod:`fusioncore.cli_detect`). A live
+and real-time replay sources live in :mod:`fusioncore.cli.detect`). A live
 source cannot wait: :class:`LiveSource` runs it in a thread that fills a
 bounded :class:`FrameQueue`; the scorer takes everything that queued up since
 its last pass and scores all complete windows in one batch, so a burst
@@ -20,50 +20,21 @@ gap so no window mixes traffic from both sides of it.
 
 from __future__ import annotations
 
-import queue
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable
 
 import attrs
 import numpy as np
 
 from fusioncore.data.frames import Frames
-from fusioncore.errors import ConfigError, FusionCoreError
+from fusioncore.errors import ConfigError
 from fusioncore.scoring import ScoringSystem, WindowVerdicts
+from fusioncore.streaming.sources import BusError, FrameChunk
 
-__all__ = [
-    "BusError",
-    "DetectionSummary",
-    "FrameChunk",
-    "FrameQueue",
-    "LiveSource",
-    "StreamDetector",
-    "WindowStream",
-    "file_chunks",
-    "run_detection",
-]
+__all__ = ["DetectionSummary", "StreamDetector", "WindowStream", "run_detection"]
 
 _COLUMNS = ("timestamp", "can_id", "extended", "remote", "dlc", "data", "label", "attack_type")
-
-
-class BusError(FusionCoreError):
-    """A CAN bus (or live source) that could not be opened, or that failed or closed while read."""
-
-
-@attrs.frozen(eq=False)
-class FrameChunk:
-    """Frames that became available together at ``arrival`` (``time.perf_counter``).
-
-    ``dropped_before``: frames lost just before these (the window grid restarts);
-    ``skipped``: rows the reader left out (error frames, bad lines), by reason.
-    """
-
-    frames: Frames
-    arrival: float
-    dropped_before: int = 0
-    skipped: Mapping[str, int] = attrs.field(factory=dict)
 
 
 # ------------------------------------------------------------------ windows
@@ -290,102 +261,3 @@ def run_detection(system: ScoringSystem, chunks: Iterable[FrameChunk | list[Fram
     summary.seconds = time.perf_counter() - start
     summary.trailing = detector.stream.discarded + detector.stream.trailing
     return summary
-
-
-# ----------------------------------------------------------------- sources
-def file_chunks(frames: Frames, chunk_frames: int = 4096, skipped: Mapping[str, int] | None = None
-                ) -> Iterator[FrameChunk]:
-    """A capture already in memory, handed over ``chunk_frames`` at a time (no pacing)."""
-    for lo in range(0, len(frames), chunk_frames):
-        yield FrameChunk(frames[lo:lo + chunk_frames], time.perf_counter(),
-                         skipped=dict(skipped or {}) if lo == 0 else {})
-
-
-class FrameQueue:
-    """A bounded hand-off from a live source's thread to the scorer; overflow is dropped and counted."""
-
-    def __init__(self, max_frames: int = 1_000_000) -> None:
-        self.max_frames = max_frames
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._held = 0
-        self._dropped = 0  # since the last accepted chunk
-        self.dropped = 0
-
-    def put(self, frames: Frames, skipped: Mapping[str, int] | None = None) -> None:
-        with self._lock:
-            room = max(self.max_frames - self._held, 0)
-            if room < len(frames):
-                self._dropped += len(frames) - room
-                self.dropped += len(frames) - room
-                frames = frames[:room]
-            if not len(frames) and not skipped:
-                return
-            gap, self._dropped = self._dropped, 0
-            self._held += len(frames)
-        self._queue.put(FrameChunk(frames, time.perf_counter(), gap, dict(skipped or {})))
-
-    def close(self, error: BaseException | None = None) -> None:
-        """End the stream (with ``error`` if the source failed); frames dropped last are reported."""
-        with self._lock:
-            gap, self._dropped = self._dropped, 0
-        if gap:
-            self._queue.put(FrameChunk(Frames.empty(), time.perf_counter(), gap))
-        self._queue.put(error or StopIteration())
-
-    def get_all(self, timeout: float) -> list[FrameChunk | BaseException]:
-        """Everything queued now (waiting up to ``timeout`` for the first item)."""
-        try:
-            items = [self._queue.get(timeout=timeout)]
-        except queue.Empty:
-            return []
-        while True:
-            try:
-                items.append(self._queue.get_nowait())
-            except queue.Empty:
-                break
-        with self._lock:
-            self._held -= sum(len(i.frames) for i in items if isinstance(i, FrameChunk))
-        return items
-
-
-class LiveSource:
-    """Run ``producer(queue, stop)`` in a thread; iterate over batches of what it queued.
-
-    Each item is the list of :class:`FrameChunk` queued since the previous one,
-    so the scorer batches a burst. The producer ends with ``queue.close(error)``;
-    an error is re-raised here once everything before it has been handed out.
-    """
-
-    def __init__(self, producer: Callable[[FrameQueue, threading.Event], None], *,
-                 max_frames: int = 1_000_000, poll_s: float = 0.1) -> None:
-        self.queue = FrameQueue(max_frames)
-        self.stop = threading.Event()
-        self.poll_s = poll_s
-        self._thread = threading.Thread(target=self._run, args=(producer,), daemon=True,
-                                        name="fusioncore-source")
-        self._thread.start()
-
-    def _run(self, producer) -> None:
-        try:
-            producer(self.queue, self.stop)
-        except BaseException as exc:  # handed to the consuming thread, which reports it
-            self.queue.close(exc)
-        else:
-            self.queue.close()
-
-    def __iter__(self) -> Iterator[list[FrameChunk]]:
-        while True:
-            items = self.queue.get_all(self.poll_s)
-            chunks = [i for i in items if isinstance(i, FrameChunk)]
-            end = next((i for i in items if not isinstance(i, FrameChunk)), None)
-            if chunks:
-                yield chunks
-            if isinstance(end, StopIteration):
-                return
-            if end is not None:
-                raise end if isinstance(end, FusionCoreError) else BusError(f"{type(end).__name__}: {end}")
-
-    def close(self) -> None:
-        self.stop.set()
-        self._thread.join(timeout=2.0)

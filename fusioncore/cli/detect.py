@@ -3,52 +3,26 @@
 Alerts go to stdout as windows complete (at most ``--alert-rate`` lines a
 second; the rest are counted), one JSON line per window to ``--jsonl``, and a
 summary at the end -- also after Ctrl-C (exit status 130) or a bus that
-closes under us (a one-line error, exit status 2). Below the command are its
-live inputs, each a producer for :class:`fusioncore.streaming.LiveSource` or
-a chunk iterator: a python-can bus, a growing log, a real-time replay.
+closes under us (a one-line error, exit status 2). The inputs themselves (a
+python-can bus, a growing log, a real-time replay) live in
+:mod:`fusioncore.streaming.sources`.
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
-import itertools
 import json
 import sys
-import tempfile
-import threading
 import time
-from collections import Counter
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
-import can
-import numpy as np
-import torch
-
 from fusioncore.cli import command
-from fusioncore.contracts import FormatReader
-from fusioncore.data.formats.base import ERROR_FRAME, PAYLOAD_TOO_LONG, is_gzip
-from fusioncore.data.frames import Frames
 from fusioncore.errors import ConfigError
 from fusioncore.plugins import get_plugins
-from fusioncore.streaming import BusError, FrameChunk, FrameQueue, file_chunks
 
-__all__ = [
-    "AlertPrinter",
-    "bus_producer",
-    "cmd_detect",
-    "follow_file",
-    "messages_to_frames",
-    "open_bus",
-    "parse_bus",
-    "realtime_producer",
-]
-
-#: formats whose first line is a header that every appended block must be read with
-_HEADER_FORMATS = frozenset({"can-train-and-test", "python-can-csv"})
-_FOLLOWABLE = _HEADER_FORMATS | {"candump", "hcrl-car-hacking", "hcrl-text"}
+__all__ = ["AlertPrinter", "cmd_detect", "parse_bus"]
 
 
 def parse_bus(spec: str) -> tuple[str, str]:
@@ -137,8 +111,11 @@ def _configure(p: argparse.ArgumentParser) -> None:
     _configure
 )
 def cmd_detect(args: argparse.Namespace) -> int:
+    import torch
+
     from fusioncore import streaming as st
     from fusioncore.scoring import ScoringSystem
+    from fusioncore.streaming import BusError
 
     if (args.follow or args.realtime) and args.bus:
         raise ConfigError("--follow and --realtime apply to --input, not --bus")
@@ -194,9 +171,9 @@ def _open_source(args: argparse.Namespace, st, cleanups: list):
     readers = tuple(registry.get("format", n) for n in registry.names("format"))
     if args.bus:
         interface, channel = parse_bus(args.bus)
-        bus = open_bus(interface, channel, **_bus_options(args.bus_option))
+        bus = st.open_bus(interface, channel, **_bus_options(args.bus_option))
         cleanups.append(bus.shutdown)
-        source = st.LiveSource(bus_producer(bus, idle_exit=args.idle_exit), max_frames=args.max_backlog)
+        source = st.LiveSource(st.bus_producer(bus, idle_exit=args.idle_exit), max_frames=args.max_backlog)
         cleanups.append(source.close)
         print(f"listening on {interface}:{channel}", file=sys.stderr, flush=True)
         return source
@@ -205,14 +182,14 @@ def _open_source(args: argparse.Namespace, st, cleanups: list):
         raise ConfigError(f"--input {path}: no such file")
     if args.follow:
         reader = registry.get("format", args.format) if args.format else detect_format(path, readers)
-        return follow_file(path, reader, idle_exit=args.idle_exit)
+        return st.follow_file(path, reader, idle_exit=args.idle_exit)
     result = read_capture(path, format=args.format, errors=args.errors, readers=readers)
     if args.realtime:
-        source = st.LiveSource(realtime_producer(result.frames, speed=args.speed),
+        source = st.LiveSource(st.realtime_producer(result.frames, speed=args.speed),
                                max_frames=args.max_backlog)
         cleanups.append(source.close)
         return source
-    return file_chunks(result.frames, skipped=result.skipped_reasons)
+    return st.file_chunks(result.frames, skipped=result.skipped_reasons)
 
 
 def _print_summary(summary, suppressed: int, out: IO[str]) -> None:
@@ -237,139 +214,3 @@ def _print_summary(summary, suppressed: int, out: IO[str]) -> None:
              *(f"{n:,} skipped: {why}" for why, n in s["skipped"].items())]
     if any(notes):
         print("notes: " + "; ".join(n for n in notes if n), file=out)
-
-
-# ------------------------------------------------------------------ sources
-def realtime_producer(frames: Frames, *, speed: float = 1.0, tick_s: float = 0.01
-                      ) -> Callable[[FrameQueue, threading.Event], None]:
-    """A producer for :func:`LiveSource` replaying ``frames`` at their recorded pace.
-
-    Frames go out in slices of ``tick_s`` recorded seconds, each when its last
-    frame is due; timestamps that step back are paced by the running maximum.
-    """
-    if speed <= 0:
-        raise ConfigError(f"replay speed must be > 0, got {speed}")
-    t = np.maximum.accumulate(frames.timestamp) if len(frames) else np.zeros(0)
-    rel = (t - t[0]) / speed if len(t) else t
-    edges = np.searchsorted(rel, np.arange(0.0, (rel[-1] if len(rel) else 0) + tick_s, tick_s), "right")
-    bounds = np.unique(np.concatenate(([0], edges, [len(frames)])))
-
-    def produce(out: FrameQueue, stop: threading.Event) -> None:
-        t0 = time.perf_counter()
-        for lo, hi in itertools.pairwise(bounds):
-            wait = t0 + rel[hi - 1] - time.perf_counter()
-            if (wait > 0 and stop.wait(wait)) or stop.is_set():
-                return
-            out.put(frames[lo:hi])
-
-    return produce
-
-
-def follow_file(path: Path, reader: FormatReader, *, poll_s: float = 0.2, idle_exit: float | None = None,
-                chunk_frames: int = 4096) -> Iterator[FrameChunk]:
-    """A growing line-based log (``tail -f`` from its first line): complete lines as they appear.
-
-    Each appended block of whole lines is parsed by the format's own reader
-    (``errors="skip"``: bad lines are counted, never fatal). A file that shrinks
-    was rotated or truncated: reading starts over at its beginning. Ends after
-    ``idle_exit`` seconds without growth (``None``: never; Ctrl-C stops it).
-    """
-    path = Path(path)
-    if reader.name not in _FOLLOWABLE or is_gzip(path):
-        raise ConfigError(f"--follow reads uncompressed line-based logs ({', '.join(sorted(_FOLLOWABLE))}); "
-                          f"{path} is {'gzipped ' if is_gzip(path) else ''}{reader.name}")
-    header = b""
-    offset, last_growth = 0, time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="fusioncore-follow-") as tmp:
-        block_path = Path(tmp) / path.name
-        while True:
-            size = path.stat().st_size
-            if size < offset:
-                offset = 0
-            data = b""
-            if size > offset:
-                with open(path, "rb") as fh:
-                    fh.seek(offset)
-                    data = fh.read(size - offset)
-                data = data[: data.rfind(b"\n") + 1]  # complete lines only
-            if data:
-                if offset == 0 and reader.name in _HEADER_FORMATS:
-                    header = data[: data.find(b"\n") + 1]
-                    body = data
-                else:
-                    body = header + data
-                offset += len(data)
-                last_growth = time.monotonic()
-                block_path.write_bytes(body)
-                result = reader.read(block_path, errors="skip")
-                yield from file_chunks(result.frames, chunk_frames, result.skipped_reasons)
-            elif idle_exit is not None and time.monotonic() - last_growth >= idle_exit:
-                return
-            else:
-                time.sleep(poll_s)
-
-
-# --------------------------------------------------------------------- bus
-def open_bus(interface: str, channel: str, **options) -> can.BusABC:
-    """``can.Bus(interface=..., channel=...)``; failure to open is a :class:`BusError`."""
-    try:
-        return can.Bus(interface=interface, channel=channel, **options)
-    except (can.CanError, OSError, ValueError, TypeError, ImportError, NotImplementedError) as exc:
-        raise BusError(f"cannot open CAN bus {interface}:{channel} ({exc})") from None
-
-
-def bus_producer(bus: can.BusABC, *, idle_exit: float | None = None, flush_s: float = 0.02,
-                 batch_frames: int = 2048) -> Callable[[FrameQueue, threading.Event], None]:
-    """A producer for :class:`LiveSource` reading ``bus`` until stopped, idle or closed.
-
-    Messages are handed over every ``flush_s`` seconds or ``batch_frames``
-    messages. Error frames and payloads over 8 bytes are counted, not scored. A
-    bus that fails or closes ends the stream with a :class:`BusError`.
-    """
-
-    def produce(out: FrameQueue, stop: threading.Event) -> None:
-        messages: list[can.Message] = []
-        skipped: Counter = Counter()
-        flushed = last_message = time.monotonic()
-        while not stop.is_set():
-            try:
-                msg = bus.recv(timeout=flush_s)
-            except (can.CanError, OSError, ValueError) as exc:
-                _flush(out, messages, skipped)
-                raise BusError(f"CAN bus {bus.channel_info}: {exc}") from None
-            now = time.monotonic()
-            if msg is not None:
-                last_message = now
-                if msg.is_error_frame:
-                    skipped[ERROR_FRAME] += 1
-                elif len(msg.data) > 8:
-                    skipped[PAYLOAD_TOO_LONG] += 1
-                else:
-                    messages.append(msg)
-            if len(messages) >= batch_frames or (now - flushed >= flush_s and (messages or skipped)):
-                _flush(out, messages, skipped)
-                messages, skipped, flushed = [], Counter(), now
-            if idle_exit is not None and now - last_message >= idle_exit:
-                break
-        _flush(out, messages, skipped)
-
-    return produce
-
-
-def _flush(out: FrameQueue, messages: list[can.Message], skipped: Counter) -> None:
-    if messages or skipped:
-        out.put(messages_to_frames(messages), dict(skipped))
-
-
-def messages_to_frames(messages: list[can.Message], source: str = "<bus>") -> Frames:
-    """python-can messages (classic CAN, at most 8 data bytes) as :class:`Frames`."""
-    payload = b"".join(bytes(m.data).ljust(8, b"\0") for m in messages)
-    return Frames.from_columns(
-        timestamp=np.fromiter((m.timestamp for m in messages), np.float64, len(messages)),
-        can_id=np.fromiter((m.arbitration_id for m in messages), np.uint32, len(messages)),
-        extended=np.fromiter((m.is_extended_id for m in messages), bool, len(messages)),
-        remote=np.fromiter((m.is_remote_frame for m in messages), bool, len(messages)),
-        dlc=np.fromiter((min(m.dlc, 8) for m in messages), np.uint8, len(messages)),
-        data=np.frombuffer(payload, np.uint8).reshape(len(messages), 8),
-        sources=(source,),
-    )

@@ -24,9 +24,9 @@ import torch
 
 from fusioncore.contracts import Detector, DetectorOutput, GraphSchema, PredictionStore
 from fusioncore.data.datamodule import CANDataModule
-from fusioncore.engine import TrainerSettings, make_trainer, quiet_lightning
 from fusioncore.errors import ConfigError, PluginError
 from fusioncore.paths import cache_dir
+from fusioncore.pipeline.engine import TrainerSettings, make_trainer, quiet_lightning
 
 __all__ = [
     "PredictResult",

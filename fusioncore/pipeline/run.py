@@ -21,18 +21,18 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from fusioncore.calibration import PlattScaler
-from fusioncore.config import component_params
 from fusioncore.contracts import DetectorOutput
 from fusioncore.data.datamodule import CANDataModule
 from fusioncore.data.windows import WindowSpec
-from fusioncore.detectors import TrainedDetector, predict_split, train_or_reuse
-from fusioncore.engine import TrainerSettings
 from fusioncore.errors import ConfigError, PluginError
 from fusioncore.evaluation import best_mcc_threshold, scenario_metrics
+from fusioncore.evaluation.report import plot_curves, plot_policy, write_report
 from fusioncore.paths import data_root
+from fusioncore.pipeline.config import component_params
+from fusioncore.pipeline.detectors import TrainedDetector, predict_split, train_or_reuse
+from fusioncore.pipeline.engine import TrainerSettings
+from fusioncore.pipeline.run_info import RunInfo
 from fusioncore.plugins import Plugins, get_plugins
-from fusioncore.report import plot_curves, plot_policy, write_report
-from fusioncore.run_info import RunInfo
 from fusioncore.scoring import MODEL_FORMAT, build_component, checked_fuse, fusion_data
 
 __all__ = ["RunResult", "call_lifecycle", "run_pipeline"]

@@ -21,26 +21,23 @@ format         :class:`FormatReader`         instance
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 import attrs
 import numpy as np
-import pytorch_lightning as pl
-import torch
 
 if TYPE_CHECKING:
+    import torch
+
     from fusioncore.data.frames import Frames
 
 __all__ = [
     "DatasetFiles",
     "DatasetSource",
-    "Detector",
     "DetectorOutput",
     "FormatReader",
     "FusionData",
@@ -143,56 +140,6 @@ class DetectorOutput:
             features=arrays["features"],
             feature_names=tuple(str(s) for s in arrays["feature_names"]),
         )
-
-
-class Detector(pl.LightningModule):
-    """Base class of every detector: a LightningModule over window-graph batches.
-
-    Subclasses set ``name`` and ``supervised`` (``False``: the core trains it on
-    benign windows only), take ``(schema: GraphSchema, **params)`` in their
-    constructor (call ``self.save_hyperparameters()``), implement
-    ``training_step`` / ``validation_step`` / ``configure_optimizers``, and
-    ``predict_step(batch) -> DetectorOutput``.
-    """
-
-    name: ClassVar[str] = "detector"
-    supervised: ClassVar[bool] = True
-    #: Feature names, in order, of :attr:`DetectorOutput.features`.
-    feature_names: ClassVar[tuple[str, ...]] = ()
-
-    def config(self) -> dict[str, Any]:
-        """The parameters that define this detector (defaults to its hparams)."""
-        return {k: _jsonable(v) for k, v in dict(self.hparams).items()}
-
-    def fingerprint(self) -> str:
-        """sha256 of class, config and every weight and buffer: equal iff same model."""
-        h = hashlib.sha256()
-        h.update(f"{type(self).__module__}.{type(self).__qualname__}".encode())
-        h.update(json.dumps(self.config(), sort_keys=True, default=str).encode())
-        for key, tensor in sorted(self.state_dict().items()):
-            h.update(key.encode())
-            h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-        return h.hexdigest()
-
-    def predict_step(self, batch, batch_idx: int = 0) -> DetectorOutput:  # pragma: no cover
-        raise NotImplementedError
-
-    def calibrate(self, benign_batches: Iterable[Any]) -> None:
-        """Called by the core after training with batches of benign validation windows.
-
-        Detectors whose raw score has no natural scale (reconstruction errors)
-        standardise it here, storing the statistics as buffers so they are part
-        of the checkpoint and the fingerprint. The default does nothing.
-        """
-        return None
-
-
-def _jsonable(value: Any) -> Any:
-    if attrs.has(type(value)):
-        return attrs.asdict(value)
-    if isinstance(value, (tuple, list)):
-        return [_jsonable(v) for v in value]
-    return value
 
 
 # ------------------------------------------------------------------ fusion

@@ -9,17 +9,15 @@ with status 2; anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import warnings
 from collections.abc import Callable, Sequence
 
 from rich.console import Console
-from rich.table import Table
 
 from fusioncore import __version__
 from fusioncore.errors import FusionCoreError
-from fusioncore.plugins import PluginLoadWarning, get_plugins, load_plugins, reset_plugins
+from fusioncore.plugins import PluginLoadWarning, load_plugins, reset_plugins
 
 __all__ = ["build_parser", "main"]
 
@@ -47,34 +45,6 @@ def _stdout() -> Console:
 def _stderr() -> Console:
     # emoji off: ":x:" in a file name or message must print as written
     return Console(stderr=True, soft_wrap=True, emoji=False)
-
-
-# ----------------------------------------------------------------- plugins
-def _configure_plugins(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
-
-
-@command("plugins", "list loaded plugins, their components and load errors")(_configure_plugins)
-def cmd_plugins(args: argparse.Namespace) -> int:
-    infos = sorted(get_plugins().infos.values(), key=lambda i: i.name)
-    if args.json:
-        print(json.dumps([i.to_json() for i in infos], indent=2))
-        return 0
-    table = Table(title=f"fusioncore {__version__} plugins")
-    for col in ("plugin", "distribution", "version", "components", "hooks", "error"):
-        table.add_column(col, overflow="fold")
-    for info in infos:
-        comps = "\n".join(f"{k}: {', '.join(v)}" for k, v in sorted(info.components.items()))
-        table.add_row(
-            info.name,
-            info.distribution or "-",
-            info.version or "-",
-            comps or "-",
-            "\n".join(h.removeprefix("fusioncore_") for h in info.hooks) or "-",
-            f"[red]{info.error}[/red]" if info.error else "",
-        )
-    _stdout().print(table)
-    return 0
 
 
 # -------------------------------------------------------------------- main
@@ -134,7 +104,8 @@ def _register_optional_commands() -> None:
     import importlib
 
     for module in (
-        "fusioncore.cli_data", "fusioncore.cli_run", "fusioncore.cli_detect", "fusioncore.cli_scaffold",
+        "fusioncore.cli.plugins", "fusioncore.cli.data", "fusioncore.cli.run", "fusioncore.cli.detect",
+        "fusioncore.cli.scaffold",
     ):
         try:
             importlib.import_module(module)
