@@ -31,6 +31,7 @@ from fusioncore.errors import (
     UnknownComponentError,
 )
 from fusioncore.hookspecs import HOOK_API_VERSION, hookimpl
+from fusioncore.registry import Lazy
 
 if TYPE_CHECKING:
     from fusioncore.contracts.detector import Detector
@@ -52,6 +53,7 @@ __all__ = [
     "FusionData",
     "FusionStrategy",
     "GraphSchema",
+    "Lazy",
     "PluginError",
     "PredictionStore",
     "ReadResult",

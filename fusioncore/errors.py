@@ -43,9 +43,12 @@ class DuplicateComponentError(PluginError):
 
     def __init__(self, kind: str, name: str, first: str, second: str) -> None:
         self.kind, self.name, self.first, self.second = kind, name, first, second
+        if kind == "plugin entry point":  # one name, two packages: disabling by name would drop both
+            fix = "uninstall one of them or rename its entry point"
+        else:
+            fix = f"disable one with FUSIONCORE_DISABLE_PLUGINS={second}"
         super().__init__(
-            f"{kind} {name!r} is registered by both plugin {first!r} and plugin {second!r}; "
-            f"disable one with FUSIONCORE_DISABLE_PLUGINS={second}"
+            f"{kind} {name!r} is registered by both plugin {first!r} and plugin {second!r}; {fix}"
         )
 
 

@@ -136,6 +136,7 @@ def load_plugins(
         warnings.warn(f"skipping plugin {info.name!r}: {message}", PluginLoadWarning, stacklevel=3)
 
     eps = list(md.entry_points(group=ENTRY_POINT_GROUP)) if entry_points is None else entry_points
+    eps = _unique_entry_points(eps)
     candidates: list[tuple[PluginInfo, Any]] = []
     for ep in sorted(eps, key=lambda e: e.name):
         if ep.name in blocked:
@@ -151,7 +152,9 @@ def load_plugins(
         infos[ep.name] = info
         try:
             obj = ep.load()
-        except Exception as exc:  # any import-time failure of third-party code
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # any import-time failure of third-party code, sys.exit() included
             fail(info, f"import of {ep.value!r} failed: {type(exc).__name__}: {exc}")
             continue
         candidates.append((info, obj))
@@ -183,15 +186,38 @@ def load_plugins(
             register = registry.callback(kind, impl.plugin_name)
             try:
                 impl.function(register)
-            except DuplicateComponentError:
+            except (DuplicateComponentError, KeyboardInterrupt):
                 raise
-            except Exception as exc:
+            except BaseException as exc:
                 registry.drop_plugin(impl.plugin_name)
                 pm.unregister(name=impl.plugin_name)
                 fail(info, f"hook {hook_name} raised {type(exc).__name__}: {exc}")
     for info in infos.values():
         info.components = registry.by_plugin(info.name) if not info.error else {}
     return Plugins(pm=pm, registry=registry, infos=infos)
+
+
+def _dist_label(ep: md.EntryPoint) -> str:
+    dist = getattr(ep, "dist", None)
+    who = f"{dist.metadata['Name']} {dist.version}" if dist is not None else "(no distribution)"
+    return f"{who} ({ep.value})"
+
+
+def _unique_entry_points(eps: Sequence[md.EntryPoint]) -> list[md.EntryPoint]:
+    """Entry points by name; the same name from two different places is an error, not a shadow.
+
+    pluggy keeps one plugin per name, so a third-party entry point called ``gat``
+    would silently replace (or be replaced by) the bundled one. The same entry
+    point seen twice (one distribution found on two paths) is kept once.
+    """
+    by_name: dict[str, md.EntryPoint] = {}
+    for ep in eps:
+        seen = by_name.get(ep.name)
+        if seen is None:
+            by_name[ep.name] = ep
+        elif seen.value != ep.value:
+            raise DuplicateComponentError("plugin entry point", ep.name, _dist_label(seen), _dist_label(ep))
+    return list(by_name.values())
 
 
 _DEFAULT: Plugins | None = None

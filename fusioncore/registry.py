@@ -4,19 +4,31 @@
 receives a callback bound to (kind, plugin name), so the registry always knows
 who registered what: duplicates are reported with both plugin names, and
 ``fusioncore plugins`` can list components per plugin.
+
+A component may be registered as a :class:`Lazy` reference
+(``Lazy("fusioncore_gat.detector:GATDetector")``): its module is imported the
+first time the component is looked up, so listing plugins, reading captures or
+printing help never imports PyTorch. What is registered is checked against its
+kind (a detector must be a :class:`~fusioncore.Detector` subclass, a fusion a
+:class:`~fusioncore.FusionStrategy` subclass, ...): at registration for
+concrete objects, at first lookup for lazy ones, so a plugin that registers
+``42`` as a detector is reported by name instead of crashing a run later.
 """
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import re
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import attrs
 
-from fusioncore.errors import DuplicateComponentError, UnknownComponentError
+from fusioncore.errors import DuplicateComponentError, PluginError, UnknownComponentError
 
-__all__ = ["KINDS", "Component", "Registry", "normalise_name"]
+__all__ = ["KINDS", "Component", "Lazy", "Registry", "lazy_exports", "normalise_name"]
 
 #: Component kinds, each filled by the registration hook ``fusioncore_register_<hook>``.
 KINDS: dict[str, str] = {
@@ -30,6 +42,86 @@ KINDS: dict[str, str] = {
 }
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+
+
+@attrs.frozen
+class Lazy:
+    """A component named by its import path, ``"package.module:attribute"``, imported on first use."""
+
+    target: str = attrs.field()
+
+    @target.validator
+    def _check(self, _attribute: Any, value: str) -> None:
+        module, sep, attr = value.partition(":")
+        if not (module and sep and attr):
+            raise ValueError(f"Lazy target must look like 'package.module:attribute', got {value!r}")
+
+    def load(self) -> Any:
+        module, _, attr = self.target.partition(":")
+        obj: Any = importlib.import_module(module)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+        return obj
+
+
+def lazy_exports(exports: dict[str, str]) -> Callable[[str], Any]:
+    """A module ``__getattr__`` (PEP 562) importing ``exports[name]``, a module path, on first access.
+
+    Lets a plugin package keep ``from fusioncore_gat import GATDetector`` working
+    while importing the package itself costs nothing (see :class:`Lazy`).
+    """
+
+    def __getattr__(name: str) -> Any:
+        if name not in exports:
+            raise AttributeError(f"module has no attribute {name!r}")
+        return getattr(importlib.import_module(exports[name]), name)
+
+    return __getattr__
+
+
+def _subclass_of(module: str, name: str) -> Callable[[Any], bool]:
+    """``issubclass(obj, module.name)`` without importing ``module``.
+
+    A class can only derive from a base whose module is loaded, so when the
+    module is not in ``sys.modules`` the answer is no (and importing it -- e.g.
+    PyTorch Lightning for ``Detector`` -- just to say so would cost seconds).
+    """
+
+    def check(obj: Any) -> bool:
+        loaded = sys.modules.get(module)
+        base = getattr(loaded, name, None) if loaded is not None else None
+        return inspect.isclass(obj) and base is not None and issubclass(obj, base)
+
+    return check
+
+
+def _has(*attributes: str) -> Callable[[Any], bool]:
+    return lambda obj: not inspect.isclass(obj) and all(hasattr(obj, a) for a in attributes)
+
+
+#: kind -> (check, what it must be); kinds without an entry accept anything.
+_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "detector": (_subclass_of("fusioncore.contracts.detector", "Detector"), "a fusioncore.Detector subclass"),
+    "state_encoder": (_subclass_of("fusioncore.contracts.records", "StateEncoder"),
+                      "a fusioncore.StateEncoder subclass"),
+    "fusion": (_subclass_of("fusioncore.contracts.records", "FusionStrategy"),
+               "a fusioncore.FusionStrategy subclass"),
+    "reward": (callable, "a callable factory returning a RewardFunction"),
+    "store": (callable, "a callable factory (directory, **params) -> PredictionStore"),
+    "dataset": (_has("name", "description", "resolve"),
+                "a DatasetSource instance (name, description, resolve)"),
+    "format": (_has("name", "description", "sniff", "read"),
+               "a FormatReader instance (name, description, sniff, read)"),
+}
+
+
+def check_component(kind: str, name: str, obj: Any, plugin: str) -> None:
+    """Raise :class:`PluginError` unless ``obj`` is what a ``kind`` component must be."""
+    check, what = _CHECKS.get(kind, (lambda _obj: True, ""))
+    if not check(obj):
+        shown = type(obj).__name__ if not inspect.isclass(obj) else f"class {obj.__qualname__}"
+        raise PluginError(f"plugin {plugin!r} registered {kind} {name!r} as {shown} ({obj!r:.60}); "
+                          f"a {kind} must be {what}")
 
 
 def normalise_name(name: str) -> str:
@@ -69,7 +161,11 @@ class Registry:
         table = self._tables[kind]
         if key in table:
             raise DuplicateComponentError(kind, shown, table[key].plugin, plugin)
-        doc = description if description is not None else _first_line(getattr(obj, "__doc__", ""))
+        if not isinstance(obj, Lazy):
+            check_component(kind, shown, obj, plugin)
+            doc = description if description is not None else _first_line(getattr(obj, "__doc__", ""))
+        else:
+            doc = description  # documented without importing it
         table[key] = Component(kind, shown, obj, plugin, doc or "")
 
     def callback(self, kind: str, plugin: str):
@@ -86,24 +182,45 @@ class Registry:
         return self.component(kind, name).obj
 
     def component(self, kind: str, name: str) -> Component:
+        """The registered component, its object imported and checked if it was registered lazily."""
         table = self._tables[kind]
+        key = normalise_name(name)
         try:
-            return table[normalise_name(name)]
+            comp = table[key]
         except KeyError:
             raise UnknownComponentError(kind.replace("_", " "), name, self.names(kind)) from None
+        if isinstance(comp.obj, Lazy):
+            comp = table[key] = self._resolve(comp)
+        return comp
+
+    @staticmethod
+    def _resolve(comp: Component) -> Component:
+        target = comp.obj.target
+        try:
+            obj = comp.obj.load()
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # third-party import code: report it, never take the CLI down
+            raise PluginError(f"plugin {comp.plugin!r}: cannot load {comp.kind} {comp.name!r} from {target}: "
+                              f"{type(exc).__name__}: {exc}") from None
+        check_component(comp.kind, comp.name, obj, comp.plugin)
+        doc = comp.description or _first_line(getattr(obj, "__doc__", ""))
+        return attrs.evolve(comp, obj=obj, description=doc)
 
     def names(self, kind: str) -> list[str]:
         """Names as their plugins registered them (lower-cased)."""
         return sorted(c.name for c in self._tables[kind].values())
 
-    def components(self, kind: str | None = None) -> Iterator[Component]:
+    def components(self, kind: str | None = None, *, load: bool = True) -> Iterator[Component]:
+        """Components of one kind (or all), by name; ``load=False`` leaves lazy ones unimported."""
         kinds = [kind] if kind else list(self._tables)
         for k in kinds:
-            yield from sorted(self._tables[k].values(), key=lambda c: c.name)
+            for comp in sorted(self._tables[k].values(), key=lambda c: c.name):
+                yield self.component(k, comp.name) if load else comp
 
     def by_plugin(self, plugin: str) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
-        for comp in self.components():
+        for comp in self.components(load=False):
             if comp.plugin == plugin:
                 out.setdefault(comp.kind, []).append(comp.name)
         return out

@@ -221,7 +221,8 @@ def test_stacking_mlp_learns_region_dependent_trust():
 
 def test_registration_hook_registers_every_baseline():
     seen = {}
-    fusioncore_baselines.fusioncore_register_fusions(lambda n, c, d=None: seen.setdefault(n, c))
+    # registered lazily: each entry names its class, imported on first lookup
+    fusioncore_baselines.fusioncore_register_fusions(lambda n, c, d=None: seen.setdefault(n, c.load()))
     assert seen == {
         "mean": MeanFusion,
         "max": MaxFusion,

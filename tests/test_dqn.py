@@ -260,11 +260,13 @@ def test_errors():
 
 def test_accepts_a_reward_object_and_registers_components():
     seen: dict[str, dict[str, object]] = {"fusion": {}, "reward": {}, "encoder": {}}
-    fusioncore_dqn.fusioncore_register_fusions(lambda n, c, d=None: seen["fusion"].update({n: c}))
-    fusioncore_dqn.fusioncore_register_rewards(lambda n, c, d=None: seen["reward"].update({n: c}))
-    fusioncore_dqn.fusioncore_register_state_encoders(
-        lambda n, c, d=None: seen["encoder"].update({n: c})
-    )
+
+    def into(kind):  # components are registered lazily: resolve them as the registry would
+        return lambda n, c, d=None: seen[kind].update({n: c.load()})
+
+    fusioncore_dqn.fusioncore_register_fusions(into("fusion"))
+    fusioncore_dqn.fusioncore_register_rewards(into("reward"))
+    fusioncore_dqn.fusioncore_register_state_encoders(into("encoder"))
     assert seen["fusion"] == {"dqn": DQNFusion}
     assert set(seen["reward"]) == {"asymmetric", "accuracy", "cost"}
     assert set(seen["encoder"]) == {"detector-features", "scores-only"}

@@ -13,9 +13,9 @@ from fusioncore.errors import DuplicateComponentError, PluginError, UnknownCompo
 from fusioncore.plugins import PluginLoadWarning, load_plugins
 
 GOOD = """
-from fusioncore import hookimpl
+from fusioncore import Detector, hookimpl
 
-class Thing:
+class Thing(Detector):
     '''A thing detector.'''
 
 @hookimpl
@@ -40,14 +40,17 @@ def plugin_dir(tmp_path, monkeypatch):
 
 
 def test_hookimpl_class_contributes_components():
+    class MyFusion(fusioncore.FusionStrategy):
+        pass
+
     class MyPlugin:
         @fusioncore.hookimpl
         def fusioncore_register_fusions(self, register):
-            register("my-fusion", object, "mine")
+            register("my-fusion", MyFusion, "mine")
 
     plugins = load_plugins(entry_points=[], extra=[("mine", MyPlugin())])
     comp = plugins.registry.component("fusion", "my-fusion")
-    assert comp.plugin == "mine" and comp.obj is object and comp.description == "mine"
+    assert comp.plugin == "mine" and comp.obj is MyFusion and comp.description == "mine"
     assert plugins.infos["mine"].components == {"fusion": ["my-fusion"]}
     assert plugins.infos["mine"].hooks == ["fusioncore_register_fusions"]
 
@@ -122,13 +125,16 @@ def test_unknown_name_lists_available_and_suggests(plugin_dir):
 
 
 def test_names_are_normalised():
+    class Encoder(fusioncore.StateEncoder):
+        pass
+
     class P:
         @fusioncore.hookimpl
         def fusioncore_register_state_encoders(self, register):
-            register("Detector_Features", dict)
+            register("Detector_Features", Encoder)
 
     plugins = load_plugins(entry_points=[], extra=[("p", P())])
-    assert plugins.registry.get("state_encoder", "detector-features") is dict
+    assert plugins.registry.get("state_encoder", "detector-features") is Encoder
 
 
 def test_incompatible_hook_api_warns_and_strict_fails(plugin_dir):
@@ -159,3 +165,119 @@ def test_cli_plugins_json(capsys):
     for row in rows:
         assert set(row) == {"name", "distribution", "version", "components", "hooks", "error"}
         assert row["error"] is None
+
+
+# ------------------------------------------------- what plugins may register
+@pytest.mark.parametrize(
+    ("kind_hook", "component"),
+    [
+        ("fusioncore_register_detectors", "42"),
+        ("fusioncore_register_detectors", "object"),  # a class, but not a Detector
+        ("fusioncore_register_fusions", "lambda **kw: None"),
+        ("fusioncore_register_formats", "object()"),
+        ("fusioncore_register_rewards", "42"),
+    ],
+)
+def test_a_component_of_the_wrong_kind_is_refused_by_name(plugin_dir, kind_hook, component):
+    source = f"""
+from fusioncore import hookimpl
+
+@hookimpl
+def {kind_hook}(register):
+    register("bogus", {component})
+"""
+    eps = [plugin_dir("wrongkind", source), plugin_dir("fine", GOOD.format(name="fine"))]
+    with pytest.warns(PluginLoadWarning, match="wrongkind.*registered .* 'bogus'.* must be"):
+        plugins = load_plugins(entry_points=eps, strict=False)
+    assert plugins.infos["fine"].error is None and plugins.infos["wrongkind"].components == {}
+    with pytest.raises(PluginError, match="'bogus'.* must be"):
+        load_plugins(entry_points=eps, strict=True)
+
+
+LAZY_IMPL = '''
+from fusioncore import Detector
+
+class D(Detector):
+    """Lazy one."""
+
+NOT_A_DETECTOR = 42
+'''
+
+LAZY_PLUGIN = """
+from fusioncore import Lazy, hookimpl
+
+@hookimpl
+def fusioncore_register_detectors(register):
+    register("lazy", Lazy("lazy_impl:D"))
+    register("wrong", Lazy("lazy_impl:NOT_A_DETECTOR"), "registered lazily, checked on lookup")
+    register("missing", Lazy("no_such_module_xyz:D"))
+"""
+
+
+def test_lazy_components_import_on_first_lookup_and_are_checked(plugin_dir):
+    import sys
+
+    plugin_dir("lazy_impl", LAZY_IMPL)
+    sys.modules.pop("lazy_impl", None)
+    plugins = load_plugins(entry_points=[plugin_dir("lazyplug", LAZY_PLUGIN)], strict=True)
+    assert "lazy_impl" not in sys.modules  # nothing imported just to list the plugin
+    assert plugins.registry.names("detector") == ["lazy", "missing", "wrong"]
+    assert plugins.registry.get("detector", "lazy").__name__ == "D"
+    assert plugins.registry.component("detector", "lazy").description == "Lazy one."
+    with pytest.raises(PluginError, match="'wrong' as int.* must be a fusioncore.Detector subclass"):
+        plugins.registry.get("detector", "wrong")
+    with pytest.raises(PluginError, match="cannot load detector 'missing' from no_such_module_xyz:D"):
+        plugins.registry.get("detector", "missing")
+
+
+def test_sys_exit_at_import_is_isolated_like_any_import_error(plugin_dir):
+    eps = [plugin_dir("exits", "import sys\nsys.exit(3)\n"), plugin_dir("fine", GOOD.format(name="fine"))]
+    with pytest.warns(PluginLoadWarning, match="exits.*SystemExit: 3"):
+        plugins = load_plugins(entry_points=eps, strict=False)
+    assert plugins.registry.names("detector") == ["fine"]
+    with pytest.raises(PluginError, match="SystemExit: 3"):
+        load_plugins(entry_points=eps, strict=True)
+
+
+def test_an_entry_point_shadowing_another_is_a_duplicate_error(plugin_dir, capsys, monkeypatch):
+    """A third-party entry point named like a bundled one must not make both vanish."""
+    own = plugin_dir("orig_gat", GOOD.format(name="gatlike"))
+    impostor = plugin_dir("evil_gat", GOOD.format(name="evil"))
+    eps = [md.EntryPoint(name="gat", value=own.value, group="fusioncore"),
+           md.EntryPoint(name="gat", value=impostor.value, group="fusioncore")]
+    with pytest.raises(DuplicateComponentError, match="entry point 'gat'.*orig_gat.*evil_gat"):
+        load_plugins(entry_points=eps)
+    # the same entry point found twice (one distribution on two paths) is one plugin
+    assert load_plugins(entry_points=[eps[0], eps[0]]).registry.names("detector") == ["gatlike"]
+
+    from fusioncore import plugins as plugin_module
+    from fusioncore.cli import main
+
+    monkeypatch.setattr(plugin_module.md, "entry_points", lambda group: eps)
+    plugin_module.reset_plugins()
+    try:
+        assert main(["plugins"]) == 2
+    finally:
+        plugin_module.reset_plugins()
+    assert "registered by both" in capsys.readouterr().err
+
+
+PROBE = """
+import sys
+from fusioncore.cli import main
+for argv in (["plugins", "--json"], ["inspect", sys.argv[1], "--json"]):
+    assert main(argv) == 0, argv
+print("HEAVY", sorted(m for m in ("torch", "pytorch_lightning", "torch_geometric") if m in sys.modules))
+"""
+
+
+def test_commands_that_need_no_model_import_no_torch(tmp_path):
+    """``plugins`` and ``inspect`` answer without importing torch, Lightning or PyG."""
+    import subprocess
+    import sys
+
+    capture = tmp_path / "c.csv"
+    capture.write_text("timestamp,arbitration_id,data_field,attack\n1.0,1A0,0102,0\n1.1,1A0,0103,0\n")
+    out = subprocess.run([sys.executable, "-c", PROBE, str(capture)], capture_output=True, text=True,
+                         check=True).stdout
+    assert "HEAVY []" in out

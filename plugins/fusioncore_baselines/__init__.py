@@ -2,18 +2,14 @@
 
 ``mean``, ``max`` and ``single`` are fixed rules; ``weighted`` learns one weight
 vector for all windows; ``stacking`` learns a logistic regression (or small MLP)
-on states and scores. All are deterministic.
+on states and scores. All are deterministic, and registered lazily.
 """
 
 from __future__ import annotations
 
-from fusioncore import hookimpl
+from fusioncore import Lazy, hookimpl
 from fusioncore.hookspecs import Register
-from fusioncore_baselines.errors import NotFittedError
-from fusioncore_baselines.metrics import BestThreshold, auroc_rows, best_mcc_rows
-from fusioncore_baselines.rules import MaxFusion, MeanFusion, SingleDetectorFusion
-from fusioncore_baselines.stacking import StackingFusion
-from fusioncore_baselines.weighted import WeightedFusion, simplex_grid
+from fusioncore.registry import lazy_exports
 
 __all__ = [
     "BestThreshold",
@@ -28,11 +24,23 @@ __all__ = [
     "simplex_grid",
 ]
 
+_RULES = "fusioncore_baselines.rules"
+__getattr__ = lazy_exports({
+    "NotFittedError": "fusioncore_baselines.errors",
+    **dict.fromkeys(("BestThreshold", "auroc_rows", "best_mcc_rows"), "fusioncore_baselines.metrics"),
+    **dict.fromkeys(("MaxFusion", "MeanFusion", "SingleDetectorFusion"), _RULES),
+    "StackingFusion": "fusioncore_baselines.stacking",
+    "WeightedFusion": "fusioncore_baselines.weighted",
+    "simplex_grid": "fusioncore_baselines.weighted",
+})
+
 
 @hookimpl
 def fusioncore_register_fusions(register: Register) -> None:
-    register("mean", MeanFusion, "average of the detectors' calibrated scores")
-    register("max", MaxFusion, "highest calibrated score (attack if any detector says so)")
-    register("single", SingleDetectorFusion, "one detector's score (param detector=<name>)")
-    register("weighted", WeightedFusion, "one weight vector fitted on val by grid search (MCC)")
-    register("stacking", StackingFusion, "class-weighted logistic regression on states + scores")
+    register("mean", Lazy(f"{_RULES}:MeanFusion"), "average of the detectors' calibrated scores")
+    register("max", Lazy(f"{_RULES}:MaxFusion"), "highest calibrated score (attack if any detector says so)")
+    register("single", Lazy(f"{_RULES}:SingleDetectorFusion"), "one detector's score (param detector=<name>)")
+    register("weighted", Lazy("fusioncore_baselines.weighted:WeightedFusion"),
+             "one weight vector fitted on val by grid search (MCC)")
+    register("stacking", Lazy("fusioncore_baselines.stacking:StackingFusion"),
+             "class-weighted logistic regression on states + scores")

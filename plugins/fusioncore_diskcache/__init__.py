@@ -8,19 +8,9 @@ and drop a corrupted entry on read so the caller recomputes it.
 
 from __future__ import annotations
 
-from fusioncore import hookimpl
+from fusioncore import Lazy, hookimpl
 from fusioncore.hookspecs import Register
-from fusioncore_diskcache.base import DEFAULT_SIZE_LIMIT_BYTES, EntryStore, StoreStats
-from fusioncore_diskcache.directory import default_store_directory, ensure_private_directory
-from fusioncore_diskcache.disk import DiskCacheStore, NpzOnlyDisk
-from fusioncore_diskcache.entry import decode_entry, encode_entry, store_key
-from fusioncore_diskcache.errors import (
-    CorruptEntryError,
-    StoreDirectoryError,
-    StoreError,
-    UnsafeEntryError,
-)
-from fusioncore_diskcache.memory import MemoryStore
+from fusioncore.registry import lazy_exports
 
 __all__ = [
     "DEFAULT_SIZE_LIMIT_BYTES",
@@ -37,9 +27,22 @@ __all__ = [
     "default_store_directory",
     "encode_entry",
     "ensure_private_directory",
-    "fusioncore_register_stores",
     "store_key",
 ]
+
+
+_BASE = "fusioncore_diskcache.base"
+_ERRORS = "fusioncore_diskcache.errors"
+_ENTRY = "fusioncore_diskcache.entry"
+_DIR = "fusioncore_diskcache.directory"
+__getattr__ = lazy_exports({
+    **dict.fromkeys(("DEFAULT_SIZE_LIMIT_BYTES", "EntryStore", "StoreStats"), _BASE),
+    **dict.fromkeys(("CorruptEntryError", "StoreDirectoryError", "StoreError", "UnsafeEntryError"), _ERRORS),
+    **dict.fromkeys(("decode_entry", "encode_entry", "store_key"), _ENTRY),
+    **dict.fromkeys(("default_store_directory", "ensure_private_directory"), _DIR),
+    **dict.fromkeys(("DiskCacheStore", "NpzOnlyDisk"), "fusioncore_diskcache.disk"),
+    "MemoryStore": "fusioncore_diskcache.memory",
+})
 
 
 @hookimpl
@@ -47,12 +50,12 @@ def fusioncore_register_stores(register: Register) -> None:
     """Register the ``diskcache`` (default) and ``memory`` prediction stores."""
     register(
         "diskcache",
-        DiskCacheStore,
+        Lazy("fusioncore_diskcache.disk:DiskCacheStore"),
         "on-disk store (default): private SQLite cache shared across processes; "
         "checksummed npz entries, never pickle",
     )
     register(
         "memory",
-        MemoryStore,
+        Lazy("fusioncore_diskcache.memory:MemoryStore"),
         "in-process store for tests and one-off runs; same entry format, nothing persisted",
     )
