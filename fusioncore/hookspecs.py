@@ -83,5 +83,11 @@ def fusioncore_run_started(run: RunInfo) -> None:
 
 
 @hookspec
+def fusioncore_stage_finished(run: RunInfo, stage: str, seconds: float, summary: Mapping[str, Any]) -> None:
+    """Called after each stage of a run (``data``, ``preflight``, ``detectors``, ``predict``,
+    ``fusions``, ``thresholds``, ``evaluate``), with its wall time and a small JSON-able summary."""
+
+
+@hookspec
 def fusioncore_run_finished(run: RunInfo, report: Mapping[str, Any]) -> None:
     """Called once when a run has written its report; ``report`` is report.json's content."""

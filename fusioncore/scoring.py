@@ -1,8 +1,8 @@
 """Scoring windows with a trained run: graphs -> detectors -> calibration -> state -> fusion -> verdict.
 
 :class:`ScoringSystem` is what ``fusioncore detect`` runs on every batch of
-windows, loaded from the ``model/`` and ``detectors/`` folders that
-``fusioncore run`` writes. It holds the run's own objects -- the
+windows, built from a trained run's :class:`~fusioncore.pipeline.bundle.RunBundle`
+(the one reader of what ``fusioncore run`` saves). It holds the run's own objects -- the
 :class:`~fusioncore.data.graphs.WindowGraphBuilder` (vocabulary and feature
 normaliser), each detector's checkpoint, the Platt calibrators, the state
 encoder, the fusion and the validation thresholds -- and :func:`fusion_data`
@@ -19,11 +19,9 @@ features ``unknown_id`` and ``iat_vs_period``.
 
 from __future__ import annotations
 
-import inspect
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import numpy as np
@@ -35,35 +33,18 @@ from fusioncore.contracts import Detector, DetectorOutput, FusionData, FusionStr
 from fusioncore.data.frames import Frames
 from fusioncore.data.graphs import NODE_FEATURES, WindowGraphBuilder
 from fusioncore.data.windows import validate_starts
-from fusioncore.errors import ConfigError, PluginError
-from fusioncore.plugins import Plugins, get_plugins
+from fusioncore.errors import PluginError
 
-#: Version of <run>/model/: bumped whenever a saved piece changes meaning (2: log-scale calibrators).
-MODEL_FORMAT = 2
+if TYPE_CHECKING:
+    from fusioncore.plugins import Plugins
 
-__all__ = [
-    "MODEL_FORMAT", "ScoringSystem", "WindowVerdicts", "build_component", "checked_fuse", "fusion_data",
-]
+__all__ = ["ScoringSystem", "WindowVerdicts", "checked_fuse", "fusion_data"]
 
 _UNKNOWN = NODE_FEATURES.index("unknown_id")
 _OFF_PERIOD = NODE_FEATURES.index("iat_vs_period")
 _COUNT = NODE_FEATURES.index("count_share")
 #: |log1p(interval ms) - log1p(period ms)| below this is ordinary jitter, not worth naming
 _MIN_PERIOD_DEVIATION = 0.4
-
-
-def build_component(cls: Any, params: Mapping[str, Any], **provided: Any) -> Any:
-    """Build a component, passing the core-provided objects its constructor accepts."""
-    try:
-        sig = inspect.signature(cls)
-        accepted = {k: v for k, v in provided.items() if k in sig.parameters}
-    except (TypeError, ValueError):
-        accepted = {}
-    try:
-        return cls(**{**params, **accepted})
-    except TypeError as exc:
-        what = getattr(cls, "__name__", cls)
-        raise ConfigError(f"cannot build {what} with {dict(params)}: {exc}") from None
 
 
 def fusion_data(
@@ -201,42 +182,10 @@ class ScoringSystem:
     @classmethod
     def load(cls, run_dir: Path, *, method: str | None = None, plugins: Plugins | None = None,
              batch_size: int = 256) -> ScoringSystem:
-        """Load what ``fusioncore run`` saved under ``run_dir``; errors name the missing piece."""
-        run_dir = Path(run_dir)
-        model_dir = run_dir / "model"
-        meta_path = model_dir / "model.json"
-        if not meta_path.is_file():
-            raise ConfigError(f"{run_dir} is not a fusioncore run folder (no model/model.json)")
-        meta = json.loads(meta_path.read_text())
-        if meta.get("format") != MODEL_FORMAT:
-            raise ConfigError(
-                f"{meta_path} has model format {meta.get('format', 1)}, this fusioncore reads "
-                f"{MODEL_FORMAT}; re-run `fusioncore run` to rebuild it"
-            )
-        reg = (plugins or get_plugins()).registry
-        with np.load(model_dir / "graph_builder.npz", allow_pickle=False) as z:
-            builder = WindowGraphBuilder.from_arrays({k: z[k] for k in z.files})
-        detectors = {n: _load_detector(run_dir, meta, n, reg) for n in meta["detector_order"]}
-        calibrators = {n: PlattScaler(**meta["calibrators"][n]) for n in detectors}
-        fusions = meta.get("fusions", {})
-        method = method or meta.get("default_method") or next(iter(fusions), None) or next(iter(detectors))
-        if method not in meta["thresholds"]:
-            raise ConfigError(f"method {method!r} is not in this run; available: "
-                              + ", ".join(meta["thresholds"]))
-        encoder = fusion = None
-        if method in fusions:
-            enc = meta["encoder"]
-            encoder = build_component(reg.get("state_encoder", enc["name"]), enc["params"])
-            with np.load(model_dir / "encoder.npz", allow_pickle=False) as z:
-                encoder.load_state_dict({k: z[k] for k in z.files})
-            rew = meta["reward"]
-            reward = build_component(reg.get("reward", rew["name"]), rew["params"])
-            fusion = build_component(reg.get("fusion", method), fusions[method], reward=reward,
-                                     seed=int(meta.get("seed", 0)))
-            states = torch.load(model_dir / "fusions.pt", map_location="cpu", weights_only=True)
-            fusion.load_state_dict(states[method])
-        return cls(builder, detectors, calibrators, encoder, fusion, method,
-                   float(meta["thresholds"][method]), batch_size=batch_size)
+        """The scoring system of the run in ``run_dir``, read through its :class:`RunBundle`."""
+        from fusioncore.pipeline.bundle import RunBundle
+
+        return RunBundle.load(run_dir, plugins=plugins).scoring_system(method, batch_size=batch_size)
 
     # ----------------------------------------------------------- scoring
     def detector_outputs(self, frames: Frames, starts: np.ndarray,
@@ -317,16 +266,3 @@ def _concat(parts: list[DetectorOutput], model: Detector) -> DetectorOutput:
         return DetectorOutput.concat(parts)
     names = tuple(model.feature_names)
     return DetectorOutput(window_ids=[], score=[], features=np.zeros((0, len(names))), feature_names=names)
-
-
-def _load_detector(run_dir: Path, meta: Mapping[str, Any], name: str, reg) -> Detector:
-    from fusioncore.pipeline.detectors import load_detector
-
-    # the run folder may have moved since it was written: look beside model/ first
-    path = run_dir / "detectors" / f"{name}.pt"
-    if not path.is_file():
-        path = Path(meta["detectors"][name])
-    if not path.is_file():
-        raise ConfigError(f"detector checkpoint for {name!r} not found in {run_dir / 'detectors'}")
-    model, _, _ = load_detector(path, reg.get("detector", name))
-    return model

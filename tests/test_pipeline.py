@@ -52,7 +52,7 @@ def test_run_writes_every_artifact(first_run):
     assert list((out / "checkpoints").rglob("*.ckpt")), "Lightning checkpoints"
     assert list((out / "logs").rglob("events.out.tfevents.*")), "TensorBoard logs"
     assert list((out / "logs").rglob("metrics.csv")), "CSV logs"
-    assert (out / "detectors" / "gat.pt").exists() and (out / "model" / "model.json").exists()
+    assert (out / "detectors" / "gat.pt").exists() and (out / "model" / "bundle.json").exists()
 
 
 def _comparable(report: dict) -> dict:
@@ -98,7 +98,7 @@ def test_train_command_evaluates_detectors_alone(env, capsys):
         (["run", "--dataset", "set_09"], "unknown dataset 'set_09'"),
         (["run", "--dataset", "hcrl_sa", "--data-root", "/nonexistent"], "not found: looked in"),
         (["run", "--strategy", "ddp", "--devices", "1"], "needs --devices 2"),
-        (["run", "fusion.dqn.nope=1"], "bad config override"),
+        (["run", "fusion.dqn.nope=1"], "unknown config key 'fusion.dqn.nope'"),
         (["run", "notakeyvalue"], "is not KEY=VALUE"),
         (["inspect", "/nonexistent.csv"], "no such file"),
     ],
@@ -135,22 +135,61 @@ def test_ddp_two_cpu_processes(env, tmp_path):
     assert report["scenarios"]["test_01_known_vehicle_known_attack"]["gat"]["auroc"] is not None
 
 
-def test_resume_continues_from_the_last_checkpoint(env, tmp_path):
+def test_resume_continues_an_interrupted_run(env, tmp_path, monkeypatch):
+    """A run killed mid-training leaves no run folder; --resume with the same config continues it."""
     import csv
 
+    import pytorch_lightning as pl
     import torch
 
+    import fusioncore.pipeline.detectors as detectors_module
+
     out = tmp_path / "resume"
-    base = ["train", "--preset", "quick", "--detectors", "gat", "--seed", "21", "--out", str(out),
-            "trainer.progress=false", "trainer.patience=0"]
-    assert main(base) == 0
-    last = out / "checkpoints" / "gat" / "last.ckpt"
-    assert torch.load(last, weights_only=True)["epoch"] == 1  # two epochs: 0, 1
-    assert main([*base, "--resume", "--max-epochs", "4"]) == 0
-    assert torch.load(last, weights_only=True)["epoch"] == 3
+    base = ["train", "--preset", "quick", "--detectors", "gat", "--out", str(out), "trainer.progress=false",
+            "trainer.patience=0", "--max-epochs", "4"]
+
+    class PowerCut(pl.Callback):
+        def on_train_epoch_start(self, trainer, pl_module):
+            if trainer.current_epoch == 2:
+                raise RuntimeError("power cut")
+
+    make_trainer = detectors_module.make_trainer
+
+    def crashing(*args, **kwargs):
+        trainer = make_trainer(*args, **kwargs)
+        trainer.callbacks.insert(0, PowerCut())
+        return trainer
+
+    monkeypatch.setattr(detectors_module, "make_trainer", crashing)
+    with pytest.raises(RuntimeError, match="power cut"):
+        main([*base, "--seed", "21"])
+    monkeypatch.undo()
+    assert not out.exists()  # an interrupted run never looks like a finished one
+    staging = tmp_path / ".resume.partial"
+    assert torch.load(staging / "checkpoints" / "gat" / "last.ckpt", weights_only=True)["epoch"] == 1
+    # another seed (or config) would mix two runs: refused, and the partial run is kept
+    assert main([*base, "--seed", "22", "--resume"]) == 2
+    assert main([*base, "--seed", "21", "--resume"]) == 0
     with open(out / "logs" / "gat" / "metrics.csv") as fh:
         epochs = {int(row["epoch"]) for row in csv.DictReader(fh)}
-    assert epochs == {2, 3}  # the second run trained only the epochs that were missing
+    assert epochs == {2, 3}  # only the epochs that were missing
+    report = json.loads((out / "report.json").read_text())
+    assert report["training"]["gat"]["resumed"] is True
+    # a resumed training is not bit-identical to an uninterrupted one: it never enters the reuse cache
+    fresh = json.loads(Path(_train_only(tmp_path / "fresh", base, "21")).read_text())
+    assert fresh["training"]["gat"]["reused"] is False
+
+
+def _train_only(out: Path, base: list[str], seed: str) -> Path:
+    argv = [a if a != str(base[base.index("--out") + 1]) else str(out) for a in base]
+    assert main([*argv, "--seed", seed]) == 0
+    return out / "report.json"
+
+
+def test_an_existing_run_is_not_overwritten_without_asking(first_run, capsys):
+    out, _ = first_run
+    assert main(["run", "--preset", "quick", "--out", str(out), "trainer.progress=false"]) == 2
+    assert "already holds a run; pass --overwrite" in capsys.readouterr().err
 
 
 def test_resume_needs_an_output_folder(capsys):

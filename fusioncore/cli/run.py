@@ -21,62 +21,78 @@ def _names(text: str) -> list[str]:
 
 
 def _common(p: argparse.ArgumentParser, *, fusion: bool) -> None:
-    p.add_argument("--detectors", default="vgae,gat",
-                   help="comma-separated detector names (default: vgae,gat)")
+    # Options default to None: only what is given on the command line overrides a --config file.
+    p.add_argument("--config", type=Path, metavar="FILE",
+                   help="re-run a saved job: a run's config.yaml (or its folder); options and KEY=VALUE win")
+    p.add_argument("--detectors", help="comma-separated detector names (default: vgae,gat)")
     if fusion:
-        p.add_argument("--fusion", default="dqn",
+        p.add_argument("--fusion",
                        help="comma-separated fusion names, each evaluated side by side (default: dqn)")
         p.add_argument("--encoder", help="state encoder (default: detector-features)")
         p.add_argument("--reward", help="reward function for learned fusions (default: asymmetric)")
-    p.add_argument("--dataset", default="synthetic", help="dataset name (default: synthetic, built in)")
+    p.add_argument("--dataset", help="dataset name, a folder name under the data root, or a path "
+                   "(default: synthetic, built in)")
     p.add_argument("--data-root", help="folder with one sub-folder per dataset (default: $FUSIONCORE_DATA, "
                    "then the user data dir)")
     p.add_argument("--out", type=Path, help="output folder (default: runs/<timestamp>-<dataset>)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run already in --out (kept until the new one is complete)")
     p.add_argument("--preset", choices=sorted(PRESETS),
                    help="bundle of settings; quick = seconds-long smoke run")
     p.add_argument("--seed", type=int, help="random seed (default 0); same seed, same report on CPU")
     p.add_argument("--store", help="prediction store (default: diskcache)")
+    p.add_argument("--errors", choices=("skip", "raise"),
+                   help="malformed capture rows: skip and count them (default) or stop naming the line")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's own choice)")
     p.add_argument("--accelerator", help="cpu, gpu, auto, ... (default: auto)")
     p.add_argument("--strategy", help="Lightning strategy for detector training, e.g. ddp")
     p.add_argument("--devices", help="number of devices / processes (default 1)")
     p.add_argument("--max-epochs", type=int, help="detector training epochs (trainer.max_epochs)")
     p.add_argument("--resume", action="store_true",
-                   help="continue interrupted detector training from --out's checkpoints/<name>/last.ckpt")
+                   help="continue the interrupted run of --out (same config and seed) from its checkpoints")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                    help="config overrides, e.g. fusion.dqn.lr=0.002 detector.gat.preset=large")
 
 
 def _config(args: argparse.Namespace, *, fusion: bool):
     plugins = get_plugins()
-    base: dict = {"dataset": args.dataset, "detectors": _names(args.detectors)}
-    base["fusions"] = _names(args.fusion) if fusion else []
+    base: dict = {}
+    if args.detectors is not None:
+        base["detectors"] = _names(args.detectors)
+        if not base["detectors"]:
+            raise ConfigError("--detectors is empty")
+    if not fusion:
+        base["fusions"] = []
+    elif args.fusion is not None:
+        base["fusions"] = _names(args.fusion)
+        if not base["fusions"]:
+            raise ConfigError("--fusion is empty")
     trainer: dict = {}
-    for opt, key in (("accelerator", "accelerator"), ("strategy", "strategy"), ("max_epochs", "max_epochs")):
+    for opt in ("accelerator", "strategy", "max_epochs"):
         if getattr(args, opt) is not None:
-            trainer[key] = getattr(args, opt)
+            trainer[opt] = getattr(args, opt)
     if args.devices is not None:
         trainer["devices"] = int(args.devices) if str(args.devices).isdigit() else args.devices
-    if trainer.get("strategy", "auto").startswith("ddp") and str(trainer.get("devices", 1)) == "1":
-        raise ConfigError("--strategy ddp needs --devices 2 or more")
     if args.resume:
         if args.out is None:
-            raise ConfigError("--resume needs --out: the run folder whose checkpoints to continue")
+            raise ConfigError("--resume needs --out: the run folder whose interrupted run to continue")
         trainer["resume"] = True
     if trainer:
         base["trainer"] = trainer
-    for opt, key in (("data_root", "data_root"), ("seed", "seed"), ("store", "store")):
+    for opt, key in (("dataset", "dataset"), ("data_root", "data_root"), ("seed", "seed"), ("store", "store"),
+                     ("threads", "threads")):
         if getattr(args, opt) is not None:
             base[key] = getattr(args, opt)
+    if args.errors is not None:
+        base["data"] = {"errors": args.errors}
     if fusion and args.encoder:
         base["encoder_name"] = args.encoder
     if fusion and args.reward:
         base["reward"] = args.reward
-    if not base["detectors"]:
-        raise ConfigError("--detectors is empty")
-    if fusion and not base["fusions"]:
-        raise ConfigError("--fusion is empty")
-    cfg = build_run_config(plugins.registry, args.overrides, preset=args.preset, base=base)
-    out = args.out or Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.dataset}"
+    cfg = build_run_config(plugins.registry, args.overrides, preset=args.preset, base=base,
+                           config_file=args.config)
+    name = Path(str(cfg.dataset)).name or "run"
+    out = args.out or Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
     return plugins, cfg, out
 
 
@@ -107,7 +123,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from fusioncore.pipeline import run_pipeline
 
     plugins, cfg, out = _config(args, fusion=True)
-    result = run_pipeline(cfg, out_dir=out, plugins=plugins, command="run")
+    result = run_pipeline(cfg, out_dir=out, plugins=plugins, command="run", overwrite=args.overwrite)
     _print_summary(result.report, result.out_dir)
     return 0
 
@@ -119,6 +135,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     from fusioncore.pipeline import run_pipeline
 
     plugins, cfg, out = _config(args, fusion=False)
-    result = run_pipeline(cfg, out_dir=out, plugins=plugins, command="train")
+    result = run_pipeline(cfg, out_dir=out, plugins=plugins, command="train", overwrite=args.overwrite)
     _print_summary(result.report, result.out_dir)
     return 0

@@ -1,28 +1,51 @@
-"""Run configuration: hydra-zen configs generated from the plugin registry.
+"""Run configuration: typed hydra-zen configs generated from the plugin registry.
 
-Every registered detector, fusion, state encoder, reward and store gets a
-config node built from its constructor signature (``hydra_zen.builds`` with
-the full signature), so any parameter can be overridden from the command line
-with a dotted path: ``fusion.dqn.lr=0.002``, ``detector.gat.preset=large``,
-``trainer.max_epochs=5``. Component names with ``-`` use ``_`` in paths
-(``encoder.detector_features``). Components that take ``**kwargs`` accept
-extra keys. Unknown keys and ill-typed values are a :class:`ConfigError`.
+A run's configuration is one structured config: the run's own options (typed
+dataclasses: dataset, window, split, trainer, ...) plus one node per registered
+component, built with ``hydra_zen.builds(cls, populate_full_signature=True,
+zen_partial=True)``. So every constructor parameter of every detector, fusion,
+state encoder, reward and store can be set with a dotted path
+(``fusion.dqn.lr=0.002``, ``detector.gat.hidden=32``); a misspelled key or an
+ill-typed value fails when the config is built, before any data is read, and
+components are built with :func:`hydra_zen.instantiate` from their node
+(:func:`build`), so the saved ``config.yaml`` is the run: ``fusioncore run
+--config runs/X/config.yaml`` re-runs it. Component names with ``-`` use ``_``
+in paths (``encoder.detector_features``). Components that take ``**kwargs``
+accept extra keys.
+
+Layers, later ones winning: registry defaults, then ``--config FILE``, then a
+``--preset``, then CLI options (``base``), then ``KEY=VALUE`` overrides.
 """
 
 from __future__ import annotations
 
+import difflib
 import inspect
+import types
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union, get_args
 
-from hydra_zen import builds, make_config
+from hydra_zen import BuildsFn, instantiate, make_config
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
-from fusioncore.errors import ConfigError
+from fusioncore.errors import ConfigError, FusionCoreError
 from fusioncore.registry import Registry
 
-__all__ = ["PRESETS", "build_run_config", "component_params", "config_key"]
+__all__ = [
+    "GROUPS",
+    "PRESETS",
+    "build",
+    "build_component",
+    "build_run_config",
+    "component_node",
+    "component_params",
+    "config_key",
+    "load_config_file",
+    "validate_run_config",
+]
 
 #: Named bundles of overrides (``--preset NAME``), applied before the user's own.
 PRESETS: dict[str, list[str]] = {
@@ -40,7 +63,7 @@ PRESETS: dict[str, list[str]] = {
 }
 
 #: kind -> (top-level config group, arguments the core passes itself, never from config)
-_GROUPS: dict[str, tuple[str, tuple[str, ...]]] = {
+GROUPS: dict[str, tuple[str, tuple[str, ...]]] = {
     "detector": ("detector", ("schema",)),
     "fusion": ("fusion", ("reward", "seed")),  # the run's seed reaches every fusion
     "state_encoder": ("encoder", ()),
@@ -49,102 +72,197 @@ _GROUPS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
+# ------------------------------------------------------------ the run's own options
+@dataclass
+class WindowConf:
+    size: int = 100  #: frames per window
+    stride: int = 100  #: frames between window starts
+
+
+@dataclass
+class SplitConf:
+    """Shares of every training file, in time order (detectors / fusions / validation)."""
+
+    detector: float = 0.7
+    fusion: float = 0.15
+    val: float = 0.15
+    #: attack types whose training files go wholly to the fusion and validation blocks
+    fusion_attacks: list[str] = field(default_factory=list)
+
+
+@dataclass
+class TrainerConf:
+    max_epochs: int = 20
+    patience: int = 3
+    accelerator: str = "auto"
+    devices: Union[int, str] = 1  # noqa: UP007 (OmegaConf reads typing.Union, not X | Y)
+    strategy: str = "auto"
+    limit_train_batches: Union[int, float] = 1.0  # noqa: UP007  (int: batches, float: share)
+    progress: bool = True
+    resume: bool = False  #: continue an interrupted training of this --out
+
+
+@dataclass
+class DataConf:
+    #: a malformed capture row: "skip" (count it, report it) or "raise" (stop, naming the line)
+    errors: str = "skip"
+
+
+@dataclass
+class RunOptions:
+    dataset: str = "synthetic"
+    data_root: str | None = None
+    detectors: list[str] = field(default_factory=lambda: ["vgae", "gat"])
+    fusions: list[str] = field(default_factory=lambda: ["dqn"])
+    encoder_name: str = "detector-features"
+    reward: str = "asymmetric"
+    store: str = "diskcache"
+    store_dir: str | None = None
+    seed: int = 0
+    batch_size: int = 256
+    #: torch CPU threads for training and scoring (None: torch's default)
+    threads: int | None = None
+    window: WindowConf = field(default_factory=WindowConf)
+    split: SplitConf = field(default_factory=SplitConf)
+    trainer: TrainerConf = field(default_factory=TrainerConf)
+    data: DataConf = field(default_factory=DataConf)
+
+
+# ------------------------------------------------------------------ components
 def config_key(name: str) -> str:
     return name.replace("-", "_").replace(".", "_")
 
 
-def _component_config(obj: Any, exclude: tuple[str, ...]):
-    target = obj if inspect.isclass(obj) or inspect.isfunction(obj) else type(obj)
+def _target(obj: Any) -> Any:
+    return obj if inspect.isclass(obj) or inspect.isfunction(obj) else type(obj)
+
+
+def _signature(obj: Any) -> inspect.Signature | None:
     try:
-        sig = inspect.signature(target)
+        return inspect.signature(_target(obj))
     except (TypeError, ValueError):
-        return make_config()
-    fields = {
-        name: p.default
-        for name, p in sig.parameters.items()
-        if name not in exclude
-        and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-        and p.default is not inspect.Parameter.empty
-        and (p.default is None or isinstance(p.default, (int, float, str, bool, tuple, list)))
-    }
-    # plain values only: the core instantiates components itself, with the objects it owns
-    return builds(dict, **{k: list(v) if isinstance(v, tuple) else v for k, v in fields.items()})
+        return None
 
 
 def _accepts_kwargs(obj: Any) -> bool:
-    target = obj if inspect.isclass(obj) or inspect.isfunction(obj) else type(obj)
-    try:
-        params = inspect.signature(target).parameters.values()
-    except (TypeError, ValueError):
-        return True
-    return any(p.kind is p.VAR_KEYWORD for p in params)
+    sig = _signature(obj)
+    return sig is None or any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
 
 
-def _base_config(registry: Registry):
-    groups: dict[str, Any] = {}
-    for kind, (group, exclude) in _GROUPS.items():
-        nodes = {
-            config_key(c.name): _component_config(c.obj, exclude) for c in registry.components(kind)
-        }
-        groups[group] = make_config(**nodes)
-    return make_config(
-        dataset="synthetic",
-        data_root=None,
-        detectors=["vgae", "gat"],
-        fusions=["dqn"],
-        encoder_name="detector-features",
-        reward="asymmetric",
-        store="diskcache",
-        store_dir=None,
-        seed=0,
-        batch_size=256,
-        window=make_config(size=100, stride=100),
-        # shares of every training file, in time order: detectors train on the first
-        # block, fusions on the second (outputs the detectors never trained on), the
-        # last validates (early stopping, thresholds)
-        # fusion_attacks: attack types whose training files go wholly to the fusion and
-        # validation blocks, so fusions see attacks the detectors never trained on
-        split=make_config(detector=0.7, fusion=0.15, val=0.15, fusion_attacks=[]),
-        trainer=make_config(
-            max_epochs=20, patience=3, accelerator="auto", devices=1, strategy="auto",
-            limit_train_batches=1.0, progress=True,
-            resume=False,  # continue an interrupted training from <out>/checkpoints/<name>/last.ckpt
-        ),
-        **groups,
-    )
+class _Builds(BuildsFn):
+    """hydra-zen's ``builds`` reading PEP 604 unions (``int | None``) as it reads ``Optional[int]``.
 
-
-def build_run_config(
-    registry: Registry, overrides: Sequence[str] = (), preset: str | None = None,
-    base: Mapping[str, Any] | None = None,
-) -> DictConfig:
-    """Defaults from the registry, then the preset, ``base`` (CLI options), then overrides.
-
-    Later layers win: ``--preset quick --max-epochs 4`` trains 4 epochs.
+    Without this, every ``x: int | None = None`` parameter would be typed ``Any``
+    in the config and ``detector.gat.hidden=abc`` would pass validation.
     """
-    cfg = OmegaConf.structured(_base_config(registry))
-    for kind, (group, _) in _GROUPS.items():
+
+    @classmethod
+    def _sanitized_type(cls, type_: Any, **kwargs: Any) -> Any:
+        if isinstance(type_, types.UnionType):
+            type_ = Union[get_args(type_)]  # noqa: UP007 (the typing form is the point here)
+        return super()._sanitized_type(type_, **kwargs)
+
+
+builds = _Builds.builds
+
+
+def _component_config(obj: Any, exclude: tuple[str, ...]) -> Any:
+    """A partial hydra-zen config of ``obj``'s full signature, minus what the core passes itself."""
+    sig = _signature(obj)
+    if sig is None:
+        return make_config()
+    excluded = tuple(n for n in exclude if n in sig.parameters)
+    # required positional parameters the core provides (a detector's schema) stay out of the config
+    return builds(_target(obj), populate_full_signature=True, zen_partial=True, zen_exclude=excluded)
+
+
+def _base_config(registry: Registry) -> DictConfig:
+    groups: dict[str, Any] = {}
+    for kind, (group, exclude) in GROUPS.items():
+        nodes = {config_key(c.name): _component_config(c.obj, exclude) for c in registry.components(kind)}
+        groups[group] = make_config(**nodes)
+    cfg = OmegaConf.structured(make_config(**groups, bases=(RunOptions,)))
+    OmegaConf.set_struct(cfg, True)
+    for kind, (group, _) in GROUPS.items():
         for comp in registry.components(kind):
             if _accepts_kwargs(comp.obj):
                 OmegaConf.set_struct(cfg[group][config_key(comp.name)], False)
-    layers = []
+    return cfg
+
+
+def _merge(cfg: DictConfig, layer: Any, what: str) -> DictConfig:
+    try:
+        return OmegaConf.merge(cfg, layer)
+    except ConfigKeyError as exc:
+        key = str(getattr(exc, "full_key", "") or exc.key)
+        raise ConfigError(_unknown_key_message(cfg, key, what)) from None
+    except OmegaConfBaseException as exc:
+        first = str(exc).splitlines()[0]
+        key = getattr(exc, "full_key", "") or ""
+        raise ConfigError(f"bad value in {what}{f' for {key}' if key else ''}: {first}") from None
+
+
+def _unknown_key_message(cfg: DictConfig, full_key: str, what: str) -> str:
+    parts = full_key.split(".")
+    node: Any = cfg
+    depth = 0
+    while depth < len(parts) and isinstance(node, DictConfig) and parts[depth] in node:
+        node = node[parts[depth]]
+        depth += 1
+    parent = ".".join(parts[:depth])
+    keys = node.keys() if isinstance(node, DictConfig) else []
+    known = sorted(str(k) for k in keys if not str(k).startswith("_"))
+    missing = parts[depth] if depth < len(parts) else full_key
+    close = difflib.get_close_matches(missing, known, n=1, cutoff=0.6)
+    where = f"{parent}." if parent else ""
+    hint = f"; did you mean {where}{close[0]}?" if close else ""
+    listing = f" (valid keys under {parent or 'the top level'}: {', '.join(known)})" if known else ""
+    return f"unknown config key {full_key!r} in {what}{hint}{listing}"
+
+
+def load_config_file(path: Path) -> DictConfig:
+    """A saved ``config.yaml`` (or any YAML holding run options) as a config layer."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "config.yaml"
+    try:
+        layer = OmegaConf.load(path)
+    except FileNotFoundError:
+        raise ConfigError(f"--config {path}: no such file") from None
+    except (OSError, OmegaConfBaseException, ValueError) as exc:
+        raise ConfigError(f"--config {path}: cannot read it ({type(exc).__name__}: {exc})") from None
+    if not isinstance(layer, DictConfig):
+        raise ConfigError(f"--config {path}: expected a mapping of options, got a {type(layer).__name__}")
+    return layer
+
+
+def build_run_config(
+    registry: Registry,
+    overrides: Sequence[str] = (),
+    preset: str | None = None,
+    base: Mapping[str, Any] | None = None,
+    config_file: Path | None = None,
+) -> DictConfig:
+    """Defaults from the registry, then ``config_file``, the preset, ``base`` (CLI options), overrides.
+
+    Later layers win: ``--preset quick --max-epochs 4`` trains 4 epochs. The
+    result is validated (:func:`validate_run_config`).
+    """
+    cfg = _base_config(registry)
+    if config_file is not None:
+        cfg = _merge(cfg, load_config_file(config_file), f"--config {config_file}")
     if preset:
         if preset not in PRESETS:
             raise ConfigError(f"unknown preset {preset!r}; available: {', '.join(PRESETS)}")
         # a preset may tune components that are not installed: skip those keys
         present = [o for o in PRESETS[preset] if _has_key(cfg, o.split("=", 1)[0])]
-        layers.append(OmegaConf.from_dotlist(present))
-    layers.append(OmegaConf.create(dict(base or {})))
+        cfg = _merge(cfg, OmegaConf.from_dotlist(present), f"preset {preset!r}")
+    cfg = _merge(cfg, OmegaConf.create(dict(base or {})), "the command-line options")
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override {item!r} is not KEY=VALUE (e.g. fusion.dqn.lr=0.002)")
-    layers.append(OmegaConf.from_dotlist(list(overrides)))
-    try:
-        for layer in layers:
-            cfg = OmegaConf.merge(cfg, layer)
-    except OmegaConfBaseException as exc:
-        first = str(exc).splitlines()[0]
-        raise ConfigError(f"bad config override: {first} ({getattr(exc, 'full_key', '')})") from None
+    cfg = _merge(cfg, OmegaConf.from_dotlist(list(overrides)), "the overrides")
+    validate_run_config(cfg, registry)
     return cfg
 
 
@@ -157,13 +275,114 @@ def _has_key(cfg: DictConfig, dotted: str) -> bool:
     return True
 
 
-def component_params(cfg: DictConfig, kind: str, name: str) -> dict[str, Any]:
-    """Plain parameters of one component from the resolved config."""
-    group = _GROUPS[kind][0]
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+def validate_run_config(cfg: DictConfig, registry: Registry) -> None:
+    """Ranges and names the types alone cannot express; every failure is one line."""
+    shares = (cfg.split.detector, cfg.split.fusion, cfg.split.val)
+    _check(all(0.0 <= s <= 1.0 for s in shares) and abs(sum(shares) - 1.0) < 1e-6 and shares[0] > 0,
+           "split shares must each lie in [0, 1], sum to 1 and give the detectors a share: got "
+           f"split.detector={shares[0]} + split.fusion={shares[1]} + split.val={shares[2]} = {sum(shares):g}")
+    t = cfg.trainer
+    _check(t.max_epochs >= 1, f"trainer.max_epochs must be >= 1, got {t.max_epochs} (0 would report "
+           "untrained detectors)")
+    _check(t.patience >= 0, f"trainer.patience must be >= 0 (0: no early stopping), got {t.patience}")
+    limit = t.limit_train_batches
+    _check((isinstance(limit, int) and limit >= 1) or (isinstance(limit, float) and 0 < limit <= 1),
+           "trainer.limit_train_batches must be a whole number of batches >= 1 or a share in (0, 1], "
+           f"got {limit}")
+    _check(cfg.batch_size >= 1, f"batch_size must be >= 1, got {cfg.batch_size}")
+    _check(cfg.window.size >= 2 and cfg.window.stride >= 1,
+           f"window.size must be >= 2 and window.stride >= 1, got {cfg.window.size} / {cfg.window.stride}")
+    _check(cfg.threads is None or cfg.threads >= 1, f"threads must be >= 1, got {cfg.threads}")
+    _check(cfg.data.errors in ("raise", "skip"),
+           f"data.errors must be raise or skip, got {cfg.data.errors!r}")
+    _check(len(cfg.detectors) > 0, "no detectors chosen; available: " + ", ".join(registry.names("detector")))
+    _check(len(set(cfg.detectors)) == len(cfg.detectors) and len(set(cfg.fusions)) == len(cfg.fusions),
+           "a detector or fusion is named twice")
+    for name in cfg.detectors:
+        registry.component("detector", name)
+    for name in cfg.fusions:
+        registry.component("fusion", name)
+    registry.component("store", cfg.store)
+    if cfg.fusions:
+        registry.component("state_encoder", cfg.encoder_name)
+        registry.component("reward", cfg.reward)
+
+
+# --------------------------------------------------------------- building
+def component_node(cfg: DictConfig, kind: str, name: str) -> DictConfig:
+    group = GROUPS[kind][0]
     node = cfg[group].get(config_key(name))
     if node is None:
-        return {}
-    params = OmegaConf.to_container(node, resolve=True)
-    params.pop("_target_", None)
-    params.pop("_partial_", None)
-    return params
+        raise ConfigError(f"no config for {kind} {name!r} under {group}.{config_key(name)}")
+    return node
+
+
+def component_params(cfg: DictConfig, kind: str, name: str) -> dict[str, Any]:
+    """Plain parameters of one component from the resolved config (no ``_target_`` keys)."""
+    params = OmegaConf.to_container(component_node(cfg, kind, name), resolve=True)
+    return {k: v for k, v in params.items() if not k.startswith("_")}
+
+
+def _accepted(func: Any, provided: Mapping[str, Any]) -> dict[str, Any]:
+    """The core-provided arguments ``func`` takes (all of them if it takes ``**kwargs``)."""
+    sig = _signature(func)
+    if sig is None or _accepts_kwargs(func):
+        return dict(provided)
+    return {k: v for k, v in provided.items() if k in sig.parameters}
+
+
+def _target_path(obj: Any) -> str:
+    target = _target(obj)
+    return f"{target.__module__}.{target.__qualname__}"
+
+
+def build(cfg: DictConfig, registry: Registry, kind: str, name: str, **provided: Any) -> Any:
+    """``instantiate`` a component from its config node, passing the core-provided objects it accepts.
+
+    ``provided`` holds what the core owns (a detector's schema, a fusion's reward
+    and seed); those the constructor does not take are left out. A node may
+    only build the component registered under its name: a config file whose
+    ``_target_`` points elsewhere is refused rather than imported.
+    """
+    node = component_node(cfg, kind, name)
+    registered = registry.get(kind, name)
+    target = node.get("_target_")
+    if target is not None and target != _target_path(registered):
+        raise ConfigError(f"{GROUPS[kind][0]}.{config_key(name)}._target_ is {target!r}, but the registered "
+                          f"{kind} {name!r} is {_target_path(registered)!r}; fix or drop the _target_ line")
+    try:
+        partial = instantiate(node)
+    except Exception as exc:  # a missing or moved target
+        raise ConfigError(f"{kind} {name!r}: cannot build it from its config: {_reason(exc)}") from None
+    try:
+        return partial(**_accepted(getattr(partial, "func", partial), provided))
+    except FusionCoreError:  # the component's own one-line validation message
+        raise
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{kind} {name!r}: bad parameters: {_reason(exc)}") from None
+
+
+def build_component(obj: Any, params: Mapping[str, Any], **provided: Any) -> Any:
+    """Build a registered ``obj`` from plain ``params`` (a saved run's, or a test's).
+
+    Used where a run is rebuilt from its bundle: the bundle stores component
+    names and plain parameters, never import paths, so loading one cannot
+    import or call anything that is not a registered component.
+    """
+    try:
+        return obj(**{**params, **_accepted(obj, provided)})
+    except TypeError as exc:
+        what = getattr(obj, "__name__", obj)
+        raise ConfigError(f"cannot build {what} with {dict(params)}: {exc}") from None
+
+
+def _reason(exc: BaseException) -> str:
+    # hydra wraps constructor errors; the cause is what the user can act on
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")

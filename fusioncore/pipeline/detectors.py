@@ -14,7 +14,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +49,9 @@ class TrainedDetector:
     params: Mapping[str, Any]
     seconds: float
     reused: bool
-    checkpoint: Path
+    checkpoint: Path | None  #: its copy in the reuse cache (None: kept out of it)
     processes: int = 1  #: training processes (DDP world size)
+    resumed: bool = False  #: continued an interrupted training
 
 
 @attrs.frozen(eq=False)
@@ -123,29 +124,32 @@ def train_or_reuse(
     seed: int = 0,
     reuse: bool = True,
     resume: bool = False,
+    factory: Callable[[GraphSchema], Detector] | None = None,
 ) -> TrainedDetector:
     """Train a detector on ``dm`` (benign windows only if unsupervised), calibrate, save.
 
     A previously trained detector with the same class, params, training data,
     seed and training settings is loaded from the cache instead. With
     ``resume``, an interrupted training continues from
-    ``<out_dir>/checkpoints/<name>/last.ckpt`` (loaded with ``weights_only=True``).
+    ``<out_dir>/checkpoints/<name>/last.ckpt`` (loaded with ``weights_only=True``);
+    its result stays out of the reuse cache, since a resumed training is not
+    bit-identical to an uninterrupted one. ``factory(schema)`` builds the model
+    (the run's config does, with hydra-zen); by default ``cls(schema, **params)``.
+    The run's :class:`~fusioncore.pipeline.bundle.RunBundle` saves the model
+    into the run folder.
     """
     key = _reuse_key(name, cls, params, dm.fingerprint("train"), seed, settings)
     cached = cache_dir("detectors") / f"{name}-{key[:24]}.pt"
-    target = (Path(out_dir) / "detectors" / f"{name}.pt") if out_dir else cached
     if reuse and cached.exists():
         try:
             model, _, _ = load_detector(cached, cls)
-            if target != cached:
-                save_detector(target, model, name, params, dm.schema)
             log.info("reusing trained %s from %s", name, cached)
-            return TrainedDetector(name, model, dict(params), 0.0, True, target, processes=0)
+            return TrainedDetector(name, model, dict(params), 0.0, True, cached, processes=0)
         except Exception as exc:  # a stale / damaged checkpoint: retrain
             log.warning("could not reuse %s (%s); retraining", cached, exc)
     pl.seed_everything(seed, workers=True, verbose=False)
     quiet_lightning()
-    model = build_detector(cls, name, dm.schema, params)
+    model = factory(dm.schema) if factory is not None else build_detector(cls, name, dm.schema, params)
     benign_only = not getattr(cls, "supervised", True)
     train_loader = dm.loader("train", benign_only=benign_only, shuffle=True, seed=seed)
     val_loader = dm.loader("val", benign_only=benign_only)
@@ -172,10 +176,10 @@ def train_or_reuse(
     model.eval()
     model.calibrate(dm.loader("val" if has_val else "train", benign_only=True))
     seconds = time.perf_counter() - start
-    save_detector(cached, model, name, params, dm.schema)
-    if target != cached:
-        save_detector(target, model, name, params, dm.schema)
-    return TrainedDetector(name, model, dict(params), seconds, False, target, trainer.world_size)
+    if ckpt_path is None:
+        save_detector(cached, model, name, params, dm.schema)
+    return TrainedDetector(name, model, dict(params), seconds, False, None if ckpt_path else cached,
+                           trainer.world_size, resumed=ckpt_path is not None)
 
 
 def prediction_key(detector_fingerprint: str, data_fingerprint: str, split: str) -> str:

@@ -24,7 +24,7 @@ import pytest
 
 from fusioncore.contracts import DetectorOutput, StateEncoder
 from fusioncore.errors import FusionCoreError
-from fusioncore.scoring import build_component
+from fusioncore.pipeline.config import build_component
 from fusioncore.testing.checks import ContractViolation, configured, describe, max_abs_diff, require
 from fusioncore.testing.data import make_detector_outputs
 

@@ -9,7 +9,7 @@ Use it as a base class::
         params = {"epochs": 3}
 
 or call :func:`check_fusion`. The fusion is built the way the core builds it
-(:func:`fusioncore.scoring.build_component`, which passes ``reward`` and
+(:func:`fusioncore.pipeline.config.build_component`, which passes ``reward`` and
 ``seed`` when the constructor takes them), fitted on generated
 :class:`~fusioncore.FusionData` with 2 and 3 detectors, and its saved state
 goes through the same ``torch.save`` / ``torch.load(weights_only=True)``
@@ -28,8 +28,8 @@ import torch
 
 from fusioncore.contracts import FusionData, FusionStrategy
 from fusioncore.errors import FusionCoreError
+from fusioncore.pipeline.config import build_component
 from fusioncore.pipeline.engine import quiet_lightning
-from fusioncore.scoring import build_component
 from fusioncore.testing.checks import (
     ContractViolation,
     configured,
@@ -164,7 +164,7 @@ def check_fusion_ignores_labels(fusion: FusionStrategy, data: FusionData) -> Non
 
 def _through_torch_save(state: Mapping[str, Any]) -> dict[str, Any]:
     """``state`` as ``fusioncore run`` stores it in model/fusions.pt and ``fusioncore detect`` reads it."""
-    from fusioncore.pipeline.run import _loadable_state  # the exact conversion the core applies
+    from fusioncore.pipeline.bundle import loadable_state as _loadable_state  # the core's own conversion
 
     buffer = io.BytesIO()
     torch.save(_loadable_state(state), buffer)

@@ -50,11 +50,30 @@ class GATDetector(Detector):
     )
 
     def __init__(
-        self, schema: GraphSchema | Mapping[str, Any], preset: str = "small", **overrides: Any
+        self,
+        schema: GraphSchema | Mapping[str, Any],
+        preset: str = "small",
+        *,
+        hidden: int | None = None,
+        layers: int | None = None,
+        heads: int | None = None,
+        id_embed_dim: int | None = None,
+        jk: str | None = None,
+        dropout: float | None = None,
+        attention_dropout: float | None = None,
+        lr: float | None = None,
+        weight_decay: float | None = None,
+        class_weights: tuple[float, float] | None = None,
+        positive_share: float | None = None,
     ) -> None:
+        """``preset`` names a :data:`~fusioncore_gat.PRESETS` entry; any other argument left at
+        ``None`` takes the preset's value (the full signature is the detector's config)."""
         super().__init__()
         self.schema = as_schema(schema)
-        self.settings = GATConfig.from_preset(preset, **overrides)
+        given = dict(hidden=hidden, layers=layers, heads=heads, id_embed_dim=id_embed_dim, jk=jk,
+                     dropout=dropout, attention_dropout=attention_dropout, lr=lr, weight_decay=weight_decay,
+                     class_weights=class_weights, positive_share=positive_share)
+        self.settings = GATConfig.from_preset(preset, **{k: v for k, v in given.items() if v is not None})
         # Plain JSON-able hparams (schema as its fields, resolved settings) so a
         # checkpoint loads with torch.load(weights_only=True) and two detectors
         # built from equivalent arguments have the same config and fingerprint.

@@ -61,11 +61,32 @@ class VGAEDetector(Detector):
     )
 
     def __init__(
-        self, schema: GraphSchema | Mapping[str, Any], preset: str = "small", **overrides: Any
+        self,
+        schema: GraphSchema | Mapping[str, Any],
+        preset: str = "small",
+        *,
+        hidden: int | None = None,
+        layers: int | None = None,
+        heads: int | None = None,
+        latent: int | None = None,
+        id_embed_dim: int | None = None,
+        dropout: float | None = None,
+        lr: float | None = None,
+        weight_decay: float | None = None,
+        node_weight: float | None = None,
+        id_weight: float | None = None,
+        edge_weight: float | None = None,
+        kl_weight: float | None = None,
+        combine: str | None = None,
     ) -> None:
+        """``preset`` names a :data:`~fusioncore_vgae.PRESETS` entry; any other argument left at
+        ``None`` takes the preset's value (the full signature is the detector's config)."""
         super().__init__()
         self.schema = as_schema(schema)
-        self.settings = VGAEConfig.from_preset(preset, **overrides)
+        given = dict(hidden=hidden, layers=layers, heads=heads, latent=latent, id_embed_dim=id_embed_dim,
+                     dropout=dropout, lr=lr, weight_decay=weight_decay, node_weight=node_weight,
+                     id_weight=id_weight, edge_weight=edge_weight, kl_weight=kl_weight, combine=combine)
+        self.settings = VGAEConfig.from_preset(preset, **{k: v for k, v in given.items() if v is not None})
         # Plain JSON-able hparams so checkpoints load with weights_only=True.
         self.save_hyperparameters(
             plain_json(

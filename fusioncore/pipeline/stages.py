@@ -1,0 +1,226 @@
+"""The stages of a run, each a function with typed inputs and outputs.
+
+``data -> detectors -> store -> states -> fusions -> thresholds -> evaluation``;
+:mod:`fusioncore.pipeline.run` calls them in order through
+:meth:`RunContext.stage`, which times each one and fires the
+``fusioncore_stage_finished`` lifecycle hook. A new stage (adaptation, alarms,
+cross-fitting) is a new function here and one line in the run, not a thread
+pulled through one long function.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+
+from fusioncore.calibration import PlattScaler
+from fusioncore.contracts import DetectorOutput, FusionData, FusionStrategy, StateEncoder
+from fusioncore.data.datamodule import CANDataModule
+from fusioncore.data.windows import WindowSpec
+from fusioncore.errors import PluginError
+from fusioncore.evaluation import best_mcc_threshold
+from fusioncore.paths import data_root
+from fusioncore.pipeline.components import Components
+from fusioncore.pipeline.detectors import TrainedDetector, predict_split, train_or_reuse
+from fusioncore.pipeline.run_info import RunInfo
+from fusioncore.plugins import Plugins
+from fusioncore.scoring import checked_fuse, fusion_data
+
+__all__ = [
+    "DetectorScores",
+    "FittedFusions",
+    "RunContext",
+    "call_lifecycle",
+    "choose_thresholds",
+    "fit_fusions",
+    "load_data",
+    "score_splits",
+    "train_detectors",
+]
+
+log = logging.getLogger(__name__)
+
+#: The splits every detector scores besides the test scenarios.
+FIT_SPLIT, VAL_SPLIT = "fusion", "val"
+
+
+def call_lifecycle(plugins: Plugins, hook: str, **kwargs: Any) -> None:
+    """Call a lifecycle hook plugin by plugin; one failing observer never stops the run."""
+    for impl in getattr(plugins.hook, hook).get_hookimpls():
+        try:
+            impl.function(*[kwargs[a] for a in impl.argnames])
+        except Exception as exc:
+            log.warning("plugin %s: %s raised %s: %s", impl.plugin_name, hook, type(exc).__name__, exc)
+
+
+@attrs.define
+class RunContext:
+    """What every stage of one run shares: config, plugins, components, the folder it writes."""
+
+    components: Components
+    plugins: Plugins
+    folder: Path  #: the run's staging folder (see fusioncore.pipeline.folder)
+    info: RunInfo
+    seconds: dict[str, float] = attrs.field(factory=dict)
+
+    @property
+    def cfg(self):
+        return self.components.cfg
+
+    @contextmanager
+    def timed(self, name: str) -> Iterator[None]:
+        """Add the wall time of the block to ``seconds[name]`` (report.json ``timings``)."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+
+    def stage(self, name: str, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run one stage, time it, and tell observers (``fusioncore_stage_finished``)."""
+        start = time.perf_counter()
+        result = func(self, *args, **kwargs)
+        seconds = time.perf_counter() - start
+        summary = result.summary() if hasattr(result, "summary") else {}
+        call_lifecycle(self.plugins, "fusioncore_stage_finished", run=self.info, stage=name,
+                       seconds=seconds, summary=summary)
+        return result
+
+
+# ------------------------------------------------------------------- data
+def load_data(ctx: RunContext) -> CANDataModule:
+    """Resolve the dataset, read its files (cached columns) and cut the splits."""
+    cfg, reg = ctx.cfg, ctx.components.registry
+    with ctx.timed("data"):
+        files = reg.get("dataset", cfg.dataset).resolve(data_root(cfg.data_root))
+        readers = tuple(reg.get("format", n) for n in reg.names("format"))
+        dm = CANDataModule(
+            files, window=WindowSpec(cfg.window.size, cfg.window.stride),
+            shares=(cfg.split.detector, cfg.split.fusion, cfg.split.val),
+            fusion_attacks=list(cfg.split.fusion_attacks), batch_size=int(cfg.batch_size),
+            readers=readers, errors=str(cfg.data.errors), progress=ctx.components.settings.progress,
+        )
+        dm.setup()
+    return dm
+
+
+# -------------------------------------------------------------- detectors
+def train_detectors(ctx: RunContext, dm: CANDataModule, seed: int) -> dict[str, TrainedDetector]:
+    """Train (or reuse from the cache) every detector on the detector block."""
+    trained = {}
+    for name, spec in ctx.components.detectors.items():
+        with ctx.timed(f"train.{name}"):
+            trained[name] = train_or_reuse(
+                name, spec.cls, spec.params, dm, ctx.components.settings, out_dir=ctx.folder, seed=seed,
+                resume=bool(ctx.cfg.trainer.resume), factory=spec.factory,
+            )
+    return trained
+
+
+@attrs.frozen(eq=False)
+class DetectorScores:
+    """Every detector's output on every split it scores, rows aligned by window id."""
+
+    outputs: Mapping[str, Mapping[str, DetectorOutput]]  #: split -> detector -> output
+    hits: int = 0
+    misses: int = 0
+
+    def summary(self) -> dict[str, Any]:
+        return {"prediction_cache": {"hits": self.hits, "misses": self.misses}}
+
+
+def scored_splits(dm: CANDataModule) -> list[str]:
+    return [FIT_SPLIT, VAL_SPLIT, *dm.test_scenarios]
+
+
+def score_splits(
+    ctx: RunContext, dm: CANDataModule, trained: Mapping[str, TrainedDetector]
+) -> DetectorScores:
+    """Each detector's output per split, from the prediction store when it is there."""
+    from fusioncore.pipeline.progress import progress_bar
+
+    splits = scored_splits(dm)
+    outputs: dict[str, dict[str, DetectorOutput]] = {s: {} for s in splits}
+    hits = misses = 0
+    store = ctx.components.store()
+    try:
+        for name, det in trained.items():
+            with ctx.timed(f"predict.{name}"), progress_bar(ctx.components.settings.progress) as bar:
+                task = bar.add_task(f"scoring splits with {name}", total=len(splits))
+                for split in splits:
+                    res = predict_split(det, dm, split, store, ctx.components.settings)
+                    outputs[split][name] = res.output
+                    hits, misses = hits + res.cache_hit, misses + (not res.cache_hit)
+                    bar.advance(task)
+    finally:
+        store.close()
+    for split, by_detector in outputs.items():
+        ids = [o.window_ids for o in by_detector.values()]
+        if any(not np.array_equal(ids[0], other) for other in ids[1:]):
+            raise PluginError(f"detector outputs on split {split!r} are not aligned by window id")
+    return DetectorScores(outputs, hits, misses)
+
+
+# ---------------------------------------------------------------- fusions
+@attrs.frozen(eq=False)
+class FittedFusions:
+    """Scores of every method (each detector alone, each fusion) per split, and what produced them."""
+
+    methods: Mapping[str, Mapping[str, np.ndarray]]  #: split -> method -> score per window
+    calibrators: Mapping[str, PlattScaler]
+    encoder: StateEncoder | None = None
+    fusions: Mapping[str, FusionStrategy] = attrs.field(factory=dict)
+    policies: Mapping[str, np.ndarray] = attrs.field(factory=dict)  #: fusion -> weight on last detector (val)
+    val_data: FusionData | None = None
+
+    def summary(self) -> dict[str, Any]:
+        return {"methods": sorted(self.methods.get(VAL_SPLIT, {}))}
+
+
+def fit_fusions(ctx: RunContext, dm: CANDataModule, scores: DetectorScores, seed: int) -> FittedFusions:
+    """Calibrate each detector's score, encode states, fit every fusion on the fusion block."""
+    comps = ctx.components
+    detectors = list(comps.detectors)
+    outputs = scores.outputs
+    labels = {s: dm.splits[s].labels for s in outputs}
+    calibrators = {n: PlattScaler.fit(outputs[FIT_SPLIT][n].score, labels[FIT_SPLIT]) for n in detectors}
+    # single detectors are judged on their raw scores: calibration is monotone, but a
+    # saturated sigmoid would turn very large scores into ties and understate AUROC
+    methods = {s: {n: outputs[s][n].score.astype(np.float64) for n in detectors} for s in outputs}
+    if not comps.fusion_names:
+        return FittedFusions(methods, calibrators)
+    with ctx.timed("encode"):
+        encoder = comps.encoder()
+        encoder.fit(outputs[FIT_SPLIT])
+        # the same calibrate -> encode step `fusioncore detect` runs (fusioncore.scoring)
+        data = {s: fusion_data(outputs[s], detectors, calibrators, encoder, labels[s]) for s in outputs}
+    reward = comps.reward()
+    fitted: dict[str, FusionStrategy] = {}
+    policies: dict[str, np.ndarray] = {}
+    for name in comps.fusion_names:
+        with ctx.timed(f"fit.{name}"):
+            fusion = comps.fusion(name, seed, reward)
+            fusion.fit(data[FIT_SPLIT], data[VAL_SPLIT])
+        with ctx.timed(f"fuse.{name}"):
+            for s in outputs:
+                methods[s][name] = checked_fuse(fusion, name, data[s]).astype(np.float64)
+            policy = fusion.policy(data[VAL_SPLIT])
+            # beyond the first, a heatmap only says something when weights vary per window
+            alpha = None if policy is None else np.asarray(policy)[:, -1]
+            if alpha is not None and len(detectors) >= 2 and (not policies or np.ptp(alpha) > 0):
+                policies[name] = alpha
+        fitted[name] = fusion
+    return FittedFusions(methods, calibrators, encoder, fitted, policies, data[VAL_SPLIT])
+
+
+def choose_thresholds(ctx: RunContext, dm: CANDataModule, fused: FittedFusions) -> dict[str, float]:
+    """Every method's decision threshold: best MCC on the validation block (maximum margin)."""
+    labels = dm.splits[VAL_SPLIT].labels
+    return {m: best_mcc_threshold(labels, s) for m, s in fused.methods[VAL_SPLIT].items()}
