@@ -91,6 +91,11 @@ class RunFolder:
              overwrite: bool = False) -> RunFolder:
         """Lock ``out``, check what is there, and return the folder to write the run into."""
         out = Path(out).expanduser().absolute()
+        staging = out.parent / f".{out.name}.partial"
+        if int(os.environ.get("LOCAL_RANK", "0") or 0) > 0:
+            # a DDP worker Lightning started by re-running this command: rank 0 holds the lock
+            # and made the staging folder; the worker only trains into it
+            return cls(out, staging, resume)
         if out.exists() and not out.is_dir():
             raise ConfigError(f"--out {out} is an existing file, not a folder")
         if out.is_dir() and any(out.iterdir()) and not is_complete_run(out):
@@ -112,7 +117,6 @@ class RunFolder:
                     raise ConfigError(f"--out {out} already holds a run; pass --overwrite to replace it "
                                       "(the old run stays until the new one is complete) or choose another "
                                       "--out")
-            staging = out.parent / f".{out.name}.partial"
             resumed = False
             if staging.exists():
                 if resume:
