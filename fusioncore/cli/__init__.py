@@ -79,7 +79,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fusioncore`` script; returns the exit code."""
     _register_optional_commands()
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # KEY=VALUE overrides may sit anywhere among the options (``-m seed=0,1 --out X a.b=2``):
+    # argparse stops a positional list at the first option, so the rest are gathered here.
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if not hasattr(args, "overrides") or any(a.startswith("-") or "=" not in a for a in extra):
+            parser.parse_args(argv)  # argparse's own message for what really is unknown (exit 2)
+        args.overrides = [*args.overrides, *extra]
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
@@ -105,7 +111,7 @@ def _register_optional_commands() -> None:
 
     for module in (
         "fusioncore.cli.plugins", "fusioncore.cli.data", "fusioncore.cli.run", "fusioncore.cli.detect",
-        "fusioncore.cli.scaffold",
+        "fusioncore.cli.compare", "fusioncore.cli.doctor", "fusioncore.cli.scaffold",
     ):
         try:
             importlib.import_module(module)

@@ -50,12 +50,15 @@ def _common(p: argparse.ArgumentParser, *, fusion: bool) -> None:
     p.add_argument("--max-epochs", type=int, help="detector training epochs (trainer.max_epochs)")
     p.add_argument("--resume", action="store_true",
                    help="continue the interrupted run of --out (same config and seed) from its checkpoints")
+    p.add_argument("-m", "--multirun", action="store_true",
+                   help="sweep: run every combination of comma-separated override values (Hydra's multirun "
+                   "syntax, e.g. -m seed=0,1 fusion.dqn.lr=0.001,0.002) into --out/<job>/, with a summary")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                    help="config overrides, e.g. fusion.dqn.lr=0.002 detector.gat.preset=large")
 
 
-def _config(args: argparse.Namespace, *, fusion: bool):
-    plugins = get_plugins()
+def _base(args: argparse.Namespace, *, fusion: bool) -> dict:
+    """The run options given on the command line (a config layer above --config and the preset)."""
     base: dict = {}
     if args.detectors is not None:
         base["detectors"] = _names(args.detectors)
@@ -89,11 +92,31 @@ def _config(args: argparse.Namespace, *, fusion: bool):
         base["encoder_name"] = args.encoder
     if fusion and args.reward:
         base["reward"] = args.reward
-    cfg = build_run_config(plugins.registry, args.overrides, preset=args.preset, base=base,
-                           config_file=args.config)
+    return base
+
+
+def _config(args: argparse.Namespace, *, fusion: bool):
+    plugins = get_plugins()
+    cfg = build_run_config(plugins.registry, args.overrides, preset=args.preset,
+                           base=_base(args, fusion=fusion), config_file=args.config)
     name = Path(str(cfg.dataset)).name or "run"
     out = args.out or Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
     return plugins, cfg, out
+
+
+def _sweep(args: argparse.Namespace, *, fusion: bool, command: str) -> int:
+    from fusioncore.pipeline.sweep import run_sweep
+
+    if args.resume or args.overwrite:
+        raise ConfigError("--resume and --overwrite apply to one run, not to a sweep (-m)")
+    out = args.out or Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-sweep"
+    jobs = run_sweep(get_plugins(), args.overrides, out=out, command=command, preset=args.preset,
+                     base=_base(args, fusion=fusion), config_file=args.config)
+    console = _stdout()
+    console.print((out / "summary.md").read_text(), markup=False, highlight=False)
+    failed = [j for j in jobs if j.status != "ok"]
+    console.print(f"{len(jobs)} jobs, {len(failed)} failed; runs and sweep.json in {out}")
+    return 2 if failed else 0
 
 
 def _print_summary(report: dict, out_dir: Path) -> None:
@@ -122,6 +145,8 @@ def _print_summary(report: dict, out_dir: Path) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from fusioncore.pipeline import run_pipeline
 
+    if args.multirun:
+        return _sweep(args, fusion=True, command="run")
     plugins, cfg, out = _config(args, fusion=True)
     result = run_pipeline(cfg, out_dir=out, plugins=plugins, command="run", overwrite=args.overwrite)
     _print_summary(result.report, result.out_dir)
@@ -134,6 +159,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from fusioncore.pipeline import run_pipeline
 
+    if args.multirun:
+        return _sweep(args, fusion=False, command="train")
     plugins, cfg, out = _config(args, fusion=False)
     result = run_pipeline(cfg, out_dir=out, plugins=plugins, command="train", overwrite=args.overwrite)
     _print_summary(result.report, result.out_dir)
