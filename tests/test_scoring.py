@@ -130,3 +130,51 @@ def test_load_errors_say_what_is_wrong(quick_run, tmp_path):
     with pytest.raises(ConfigError, match="available: vgae, gat, dqn, stacking"):
         ScoringSystem.load(quick_run, method="nope")
     assert ScoringSystem.load(quick_run).method == "dqn"  # the run's first fusion by default
+
+
+def test_a_bundle_saved_and_loaded_again_scores_identically(quick_run, tmp_path):
+    """RunBundle owns the run's saved state: save it elsewhere, load it back, same verdicts."""
+    import shutil
+
+    from fusioncore.pipeline.bundle import RunBundle
+    from fusioncore.pipeline.folder import MARKER
+
+    bundle = RunBundle.load(quick_run)
+    copy = tmp_path / "copy"
+    bundle.save(copy)
+    shutil.copy(quick_run / MARKER, copy / MARKER)
+    again = RunBundle.load(copy)
+    assert again.thresholds == bundle.thresholds and again.default_method == bundle.default_method
+    frames = load_files(_test_files(TEST_01)).frames
+    starts = window_starts(frames, WindowSpec(100, 100))[:300]
+    for method in ("dqn", "stacking", "gat"):
+        a = bundle.scoring_system(method, batch_size=128).score(frames, starts)
+        b = again.scoring_system(method, batch_size=128).score(frames, starts)
+        np.testing.assert_array_equal(a.fused, b.fused)
+        np.testing.assert_array_equal(a.scores, b.scores)
+
+
+def test_an_old_or_unfinished_run_folder_is_refused_naming_the_version(quick_run, tmp_path):
+    import json as _json
+    import shutil
+
+    from fusioncore.pipeline.bundle import BUNDLE_FORMAT
+    from fusioncore.pipeline.folder import MARKER
+
+    old = tmp_path / "old"
+    (old / "model").mkdir(parents=True)
+    (old / "model" / "model.json").write_text(_json.dumps({"format": 2}))
+    expected = f"run bundle format 2; this fusioncore reads format {BUNDLE_FORMAT}"
+    with pytest.raises(ConfigError, match=expected):
+        ScoringSystem.load(old)
+    unfinished = tmp_path / "unfinished"
+    shutil.copytree(quick_run, unfinished)
+    (unfinished / MARKER).unlink()
+    with pytest.raises(ConfigError, match="unfinished run"):
+        ScoringSystem.load(unfinished)
+    future = tmp_path / "future"
+    shutil.copytree(quick_run, future)
+    meta = _json.loads((future / "model" / "bundle.json").read_text())
+    (future / "model" / "bundle.json").write_text(_json.dumps({**meta, "format": 99}))
+    with pytest.raises(ConfigError, match=f"format 99; this fusioncore reads format {BUNDLE_FORMAT}"):
+        ScoringSystem.load(future)
