@@ -21,7 +21,7 @@ from fusioncore.data.formats import (
     detect_format,
     read_capture,
 )
-from fusioncore.data.frames import attack_type_code
+from fusioncore.data.frames import FLAG_BRS, FLAG_FD, attack_type_code
 
 pytestmark = pytest.mark.realdata
 
@@ -139,11 +139,16 @@ def test_candump_remote_extended_fd_and_error_frames(tmp_path):
     )
     result = CandumpLog().read(path)
     frames = result.frames
-    assert frames.can_id.tolist() == [0x123, 0x1ABCDEF0, 0x321, 0x456, 0x7FF]
+    # can1 is another bus: its frame is a source of its own, after can0's frames
+    assert frames.can_id.tolist() == [0x123, 0x1ABCDEF0, 0x321, 0x7FF, 0x456]
+    assert frames.sources == (f"{path}#can0", f"{path}#can1")
+    assert frames.source.tolist() == [0, 0, 0, 0, 1]
     assert frames.extended.tolist() == [False, True, False, False, False]
     assert frames.remote.tolist() == [False, True, True, False, False]
-    assert frames.dlc.tolist() == [4, 0, 4, 2, 0]
+    assert frames.dlc.tolist() == [4, 0, 4, 0, 2]
+    assert frames.flags.tolist() == [0, 0, 0, 0, FLAG_FD | FLAG_BRS]
     assert result.skipped_reasons == {"error frame": 1}
+    assert result.records == 6 and "2 interfaces (can0, can1)" in result.notes[0]
 
 
 def _small_samples(shared_data, tmp_path):

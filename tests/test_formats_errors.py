@@ -211,18 +211,24 @@ def test_corrupt_blf_is_a_format_error_or_counted(tmp_path):
             log.on_message_received(can.Message(timestamp=float(i), arbitration_id=i, data=b"\x01"))
     blob = path.read_bytes()
     blf = next(f for f in PYTHON_CAN_FORMATS if f.name == "vector-blf")
-    path.write_bytes(blob[:144] + b"\xff" * 4 + blob[148:])  # a broken object header
-    with pytest.raises(FormatError, match="BLFReader failed: BLFParseError"):
-        blf.read(path, errors="skip")
-    path.write_bytes(blob[:150] + b"\xff" * 20 + blob[170:])  # python-can stops quietly
+    path.write_bytes(blob[:144] + b"\xff" * 4 + blob[148:])  # a broken container header
+    with pytest.raises(FormatError, match="corrupt BLF container header"):
+        blf.read(path)
+    result = blf.read(path, errors="skip")  # nothing else to resynchronise on: all 50 counted
+    assert len(result.frames) + result.skipped == 50
+    path.write_bytes(blob[:150] + b"\xff" * 20 + blob[170:])  # python-can stopped quietly here
+    with pytest.raises(FormatError):
+        blf.read(path)
     result = blf.read(path, errors="skip")
     assert len(result.frames) + result.skipped == 50
-    assert result.skipped_reasons == {"objects announced by the file header but not read": 50}
 
 
-def test_python_can_reader_refuses_foreign_content(tmp_path):
+def test_forced_reader_on_foreign_content_accounts_for_every_line(tmp_path):
     path = tmp_path / "x.asc"
     path.write_text(DUMP_GOOD)
     asc = next(f for f in PYTHON_CAN_FORMATS if f.name == "vector-asc")
-    with pytest.raises(FormatError, match="not a vector-asc file"):
+    with pytest.raises(FormatError, match="non-numeric timestamp") as info:
         asc.read(path)
+    assert info.value.line == 1
+    result = asc.read(path, errors="skip")
+    assert (len(result.frames), result.skipped, result.first_lines) == (0, 1, {"non-numeric timestamp": (1,)})

@@ -21,7 +21,6 @@ from fusioncore.data.formats import (
     CanTrainAndTestCsv,
     HcrlCarHackingCsv,
     HcrlText,
-    PythonCanFormat,
 )
 from fusioncore.data.formats.pythoncan import PYTHON_CAN_FORMATS
 from fusioncore.errors import FormatError
@@ -152,7 +151,7 @@ def test_mutated_lines_fail_cleanly_or_are_counted(fmt, spec, tmp_path_factory):
     assert result.skipped == sum(result.skipped_reasons.values())
 
 
-def _write_sample(fmt: PythonCanFormat, path) -> None:
+def _write_sample(fmt, path) -> None:
     msgs = [
         can.Message(timestamp=1.0 + i / 10, arbitration_id=0x100 + i, data=bytes(range(i % 9)))
         for i in range(30)

@@ -293,7 +293,11 @@ class DatasetFiles:
 
     ``train`` files feed training and validation (the catalog holds out time
     blocks or whole files); each entry of ``tests`` is one scenario.
-    ``duplicates`` maps a skipped file to the byte-identical file read instead.
+    ``validation`` files, when a dataset names them, go wholly to the
+    validation split (no time block of them is used for training).
+    ``duplicates`` maps a skipped file to the byte-identical file read instead;
+    ``dropped_tests`` lists, per test scenario, the files left out of it as
+    duplicates (so a report can say that a scenario lost files).
     """
 
     name: str
@@ -302,6 +306,7 @@ class DatasetFiles:
     tests: Mapping[str, tuple[Path, ...]] = attrs.field(factory=dict)
     validation: tuple[Path, ...] = attrs.field(converter=tuple, default=())
     duplicates: Mapping[Path, Path] = attrs.field(factory=dict)
+    dropped_tests: Mapping[str, tuple[Path, ...]] = attrs.field(factory=dict)
 
 
 @runtime_checkable
@@ -319,11 +324,25 @@ class DatasetSource(Protocol):
 # ----------------------------------------------------------------- formats
 @attrs.frozen(eq=False)
 class ReadResult:
-    """Frames parsed from one file, plus what was skipped and why."""
+    """Frames parsed from one file, plus what was skipped and why.
+
+    Every record of the file is accounted for: ``records == len(frames) +
+    skipped`` (a record is one data line of a text capture -- blank, comment
+    and header lines are not records -- or one object of a binary one).
+    ``skipped_reasons`` counts the skipped records per reason and
+    ``first_lines`` holds, per reason, the line numbers (record numbers for
+    binary formats) of the first few of them. ``notes`` are one-line remarks
+    that are not skipped records (e.g. a log of several buses kept apart).
+    """
 
     frames: Frames
     skipped: int = 0
     skipped_reasons: Mapping[str, int] = attrs.field(factory=dict)
+    first_lines: Mapping[str, tuple[int, ...]] = attrs.field(factory=dict)
+    records: int = attrs.field(
+        default=attrs.Factory(lambda self: len(self.frames) + self.skipped, takes_self=True)
+    )
+    notes: tuple[str, ...] = attrs.field(default=(), converter=tuple)
 
 
 @runtime_checkable

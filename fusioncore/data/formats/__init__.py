@@ -7,14 +7,20 @@ can-train-and-test  ``timestamp,arbitration_id,data_field,attack`` CSV
 hcrl-car-hacking    raw HCRL Car-Hacking CSV ``t,ID,DLC,bytes...,R|T``
 hcrl-text           HCRL / OTIDS ``Timestamp: ... ID: ... DLC: ...`` text
 candump             SocketCAN ``candump -L`` logs (vectorised)
-vector-asc ...      ASC, BLF, TRC, python-can CSV / SQLite through python-can
+vector-asc          Vector ASC logs (CAN, CAN FD)
+vector-blf          Vector BLF logs (CAN, CAN FD; objects decoded by python-can)
+pcan-trc            PEAK PCAN traces, versions 1.0-2.1
+python-can-csv      python-can's CSV; python-can-sqlite: its SQLite database
 =================== ==========================================================
 
 ``detect_format`` sniffs content (gunzipped when the file is gzip), so names
 and suffixes may lie; ``read_capture`` reads with the detected or named
-reader. Bad rows raise :class:`~fusioncore.errors.FormatError` with file, line
-and reason, or with ``errors="skip"`` are dropped and counted in
-:class:`~fusioncore.contracts.ReadResult`. Timestamps that step backwards are
+reader. Whitespace around fields is never an error. Bad rows raise
+:class:`~fusioncore.errors.FormatError` with file, line and reason, or with
+``errors="skip"`` are dropped and counted per reason (with their first line
+numbers) in :class:`~fusioncore.contracts.ReadResult`, so that frames +
+skipped = records of the file, for every format. CAN FD frames (up to 64
+bytes) are read whole. Timestamps that step backwards are
 kept in file order (real captures have them); :func:`count_backward_steps`
 counts them and readers log the count.
 """
@@ -26,12 +32,15 @@ from pathlib import Path
 
 from fusioncore.contracts import FormatReader, ReadResult
 from fusioncore.data.formats import sniff as _sniff
+from fusioncore.data.formats.asc import VectorAsc
 from fusioncore.data.formats.base import attack_type_from_filename, count_backward_steps
+from fusioncore.data.formats.blf import VectorBlf
 from fusioncore.data.formats.candump import CandumpLog
 from fusioncore.data.formats.ctt_csv import CanTrainAndTestCsv
 from fusioncore.data.formats.hcrl_csv import HcrlCarHackingCsv
 from fusioncore.data.formats.hcrl_text import HcrlText
-from fusioncore.data.formats.pythoncan import PYTHON_CAN_FORMATS, PythonCanFormat
+from fusioncore.data.formats.pythoncan import PYTHON_CAN_FORMATS, PythonCanCsv, PythonCanSqlite
+from fusioncore.data.formats.trc import PcanTrc
 
 __all__ = [
     "BUILTIN_FORMATS",
@@ -39,7 +48,11 @@ __all__ = [
     "CandumpLog",
     "HcrlCarHackingCsv",
     "HcrlText",
-    "PythonCanFormat",
+    "PcanTrc",
+    "PythonCanCsv",
+    "PythonCanSqlite",
+    "VectorAsc",
+    "VectorBlf",
     "attack_type_from_filename",
     "count_backward_steps",
     "detect_format",

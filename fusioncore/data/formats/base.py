@@ -19,7 +19,7 @@ from pathlib import Path
 import attrs
 import numpy as np
 
-from fusioncore.data.frames import Frames, attack_type_code
+from fusioncore.data.frames import Frames, attack_type_code, split_payload
 from fusioncore.errors import FormatError
 
 __all__ = [
@@ -51,6 +51,9 @@ ID_OUT_OF_RANGE = "CAN ID above 0x1FFFFFFF"
 BAD_PAYLOAD_HEX = "bad hex in payload"
 ODD_PAYLOAD = "odd number of payload hex digits"
 PAYLOAD_TOO_LONG = "payload longer than 8 bytes"
+FD_TOO_LONG = "payload longer than 64 bytes"
+BAD_FD_LENGTH = "CAN FD payload length not one of 0-8, 12, 16, 20, 24, 32, 48, 64"
+TRUNCATED_LAST = "last line cut short (no newline at the end of the file)"
 BAD_DLC = "non-numeric DLC"
 DLC_TOO_LARGE = "DLC > 8"
 DLC_MISMATCH = "DLC does not match payload length"
@@ -74,31 +77,60 @@ def is_gzip(path: Path) -> bool:
         return fh.read(2) == GZIP_MAGIC
 
 
+UTF8_BOM = b"\xef\xbb\xbf"
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
+def text_encoding(head: bytes) -> str | None:
+    """``"utf-16"`` for content that starts with a UTF-16 byte-order mark, else ``None``."""
+    return "utf-16" if head[:2] in _UTF16_BOMS else None
+
+
+def as_utf8(data: bytes, *, partial: bool = False) -> bytes:
+    """Text content as UTF-8 bytes: a UTF-16 file (with BOM) is re-encoded, a UTF-8 BOM dropped.
+
+    Windows tools write UTF-16 logs; the readers work on ASCII bytes, so such a
+    file is converted once instead of refused. ``partial`` (a file's head) drops
+    a last incomplete character instead of failing on it.
+    """
+    if text_encoding(data):
+        if partial and len(data) % 2:
+            data = data[:-1]
+        return data.decode("utf-16", errors="replace").encode("utf-8")
+    return data[len(UTF8_BOM):] if data.startswith(UTF8_BOM) else data
+
+
 def read_head(path: Path, size: int = 8192) -> bytes:
-    """The first ``size`` bytes, gunzipped when the file is gzip (judged by magic, not suffix)."""
+    """The first ``size`` bytes of text (gunzipped when gzip, judged by magic; UTF-16 re-encoded)."""
     with open(path, "rb") as fh:
         raw = fh.read(size)
     if not raw.startswith(GZIP_MAGIC):
-        return raw
+        return as_utf8(raw, partial=True)
     try:
         with gzip.open(path, "rb") as fh:
-            return fh.read(size)
+            return as_utf8(fh.read(size), partial=True)
     except (OSError, EOFError, zlib.error) as exc:
         # A truncated gzip still yields its first bytes through a decompressor object.
         try:
-            return zlib.decompressobj(wbits=31).decompress(raw, size)
+            return as_utf8(zlib.decompressobj(wbits=31).decompress(raw, size), partial=True)
         except zlib.error:
             raise FormatError(path, f"corrupt gzip stream: {exc}") from exc
 
 
-def read_bytes(path: Path) -> bytes:
-    """The whole file, gunzipped when it is gzip; ``FormatError`` for empty or corrupt files."""
+def read_raw(path: Path) -> bytes:
+    """The whole file, gunzipped when it is gzip; ``FormatError`` for a corrupt gzip stream."""
     data = Path(path).read_bytes()
     if data.startswith(GZIP_MAGIC):
         try:
             data = gzip.decompress(data)
         except (OSError, EOFError, zlib.error) as exc:
             raise FormatError(path, f"corrupt gzip stream: {exc}") from exc
+    return data
+
+
+def read_bytes(path: Path) -> bytes:
+    """The whole text file as UTF-8 (see :func:`as_utf8`); ``FormatError`` for empty or corrupt files."""
+    data = as_utf8(read_raw(path))
     if not data or data.isspace():
         raise FormatError(path, "empty file")
     return data
@@ -107,6 +139,10 @@ def read_bytes(path: Path) -> bytes:
 def check_text(path: Path, head: bytes) -> None:
     """Refuse binary data early: a NUL byte never occurs in a text capture."""
     if b"\x00" in head:
+        sample = head[:512]
+        if len(sample) >= 8 and sample[1::2].count(0) + sample[0::2].count(0) >= len(sample) // 2 - 1:
+            raise FormatError(path, "looks like UTF-16 text without a byte-order mark; convert it "
+                              "first, e.g. iconv -f UTF-16LE -t UTF-8")
         raise FormatError(path, "binary data, not a text capture (NUL byte in the first block)")
 
 
@@ -202,6 +238,20 @@ class RowProblems:
         row = int(np.argmax(self.bad))
         return row, self._reasons[self._code[row]]
 
+    def first_rows(self, k: int) -> dict[str, np.ndarray]:
+        """Per reason, the indices of its first ``k`` rejected rows."""
+        rejected = self.bad | self.dropped
+        if not rejected.any():
+            return {}
+        return {
+            reason: np.flatnonzero(rejected & (self._code == code))[:k]
+            for code, reason in enumerate(self._reasons)
+        }
+
+
+#: How many line numbers per skip reason a ``ReadResult`` keeps.
+FIRST_LINES = 5
+
 
 @attrs.define
 class SkipTally:
@@ -210,6 +260,8 @@ class SkipTally:
     path: Path
     errors: str
     reasons: Counter[str] = attrs.field(factory=Counter)
+    lines: dict[str, list[int]] = attrs.field(factory=dict)
+    notes: list[str] = attrs.field(factory=list)
 
     def settle(
         self,
@@ -229,6 +281,9 @@ class SkipTally:
             row, reason = first
             self.raise_at(line_of(row), reason, text_of(row), truncated=row == unterminated_row)
         self.reasons.update(problems.counts())
+        for reason, rows in problems.first_rows(FIRST_LINES).items():
+            kept = self.lines.setdefault(reason, [])
+            kept.extend(line_of(int(r)) for r in rows[: FIRST_LINES - len(kept)])
         return problems.keep
 
     def raise_at(self, line: int | None, reason: str, text: str, *, truncated: bool = False) -> None:
@@ -236,16 +291,31 @@ class SkipTally:
         hint = " (last line has no newline: truncated file?)" if truncated else ""
         raise FormatError(self.path, f"{reason}: {excerpt!r}{hint}", line=line)
 
-    def drop(self, reason: str, count: int = 1) -> None:
+    def drop(self, reason: str, count: int = 1, line: int | None = None) -> None:
         """Count rows dropped whatever the mode (error frames are not data)."""
         self.reasons[reason] += count
+        if line is not None:
+            kept = self.lines.setdefault(reason, [])
+            if len(kept) < FIRST_LINES:
+                kept.append(line)
+
+    def bad(self, line: int, reason: str, text: str) -> None:
+        """One bad record found by a record-at-a-time reader: raise or count it."""
+        if self.errors == "raise":
+            self.raise_at(line, reason, text)
+        self.drop(reason, line=line)
 
     @property
     def skipped(self) -> int:
         return sum(self.reasons.values())
 
     def result_kwargs(self) -> dict:
-        return {"skipped": self.skipped, "skipped_reasons": dict(self.reasons)}
+        return {
+            "skipped": self.skipped,
+            "skipped_reasons": dict(self.reasons),
+            "first_lines": {k: tuple(v) for k, v in self.lines.items() if v},
+            "notes": tuple(self.notes),
+        }
 
 
 def build_frames(
@@ -259,22 +329,30 @@ def build_frames(
     remote: np.ndarray | None = None,
     label: np.ndarray | None = None,
     attack_type: np.ndarray | None = None,
+    flags: np.ndarray | None = None,
 ) -> Frames:
-    """``Frames`` of one file, built from full columns (zero rows included)."""
+    """``Frames`` of one file, built from full columns (zero rows included).
+
+    ``data`` is ``[N, 8]`` or, for CAN FD, up to ``[N, 64]``.
+    """
     n = len(timestamp)
     can_id = np.asarray(can_id, np.uint32)
     zeros = np.zeros(n, np.uint8)
+    data = np.asarray(data, np.uint8)
+    data, data_ext = split_payload(data.reshape(n, data.shape[-1] if data.ndim == 2 else 8))
     return Frames(
         timestamp=timestamp,
         can_id=can_id,
         extended=can_id > 0x7FF if extended is None else extended,
         remote=np.zeros(n, bool) if remote is None else remote,
         dlc=dlc,
-        data=np.asarray(data, np.uint8).reshape(n, 8),
+        data=data,
         label=zeros if label is None else label,
         attack_type=zeros if attack_type is None else attack_type,
         source=np.zeros(n, np.uint16),
         sources=(source,),
+        flags=flags,
+        data_ext=data_ext,
     )
 
 

@@ -2,12 +2,18 @@
 
 A vectorised reader that agrees with python-can's ``CanutilsLogReader`` frame
 for frame (a test checks it) at a multiple of its speed. Frame field forms:
-``ID#hex`` (data), ``ID#R`` / ``ID#R5`` (remote, optional DLC), ``ID##Fhex``
-(CAN FD with a flags digit; payloads above 8 bytes cannot be held in
-:class:`Frames` and are bad rows). IDs of more than 3 digits are 29-bit; an ID
-carrying ``CAN_ERR_FLAG`` (0x20000000) is an error frame: dropped and counted.
-An optional trailing ``R``/``T`` (rx / tx) is accepted. The interface name is
-not kept: a log of several buses reads as one stream.
+``ID#hex`` (classic data, at most 8 bytes), ``ID#R`` / ``ID#R5`` (remote,
+optional DLC), ``ID##Fhex`` (CAN FD: a flags digit -- bit 0 bit-rate switch,
+bit 1 error-state indicator -- then 0-8, 12, 16, 20, 24, 32, 48 or 64 bytes).
+IDs of more than 3 digits are 29-bit; an ID carrying ``CAN_ERR_FLAG``
+(0x20000000) is an error frame: dropped and counted. An optional trailing
+``R``/``T`` (rx / tx) is accepted.
+
+candump ends every line with a newline, so a last line without one was cut
+short (a payload cut at an even number of digits would otherwise read as a
+shorter frame): it is a bad row. A log of several interfaces keeps each
+interface a source of its own (``file#can0``, ``file#can1``), grouped in file
+order, so windows never mix two buses; the result's ``notes`` say so.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import attrs
 import numpy as np
 
 from fusioncore.contracts import ReadResult
@@ -29,8 +36,9 @@ from fusioncore.data.formats.decode import (
     parse_payload,
     parse_uint,
 )
+from fusioncore.data.formats.records import group_by_bus
 from fusioncore.data.formats.text import TextLines, read_line_format, split_whitespace
-from fusioncore.data.frames import Frames
+from fusioncore.data.frames import FLAG_BRS, FLAG_ESI, FLAG_FD, MAX_FD_BYTES, Frames
 
 __all__ = ["CandumpLog"]
 
@@ -54,7 +62,8 @@ class CandumpLog:
 
     def read(self, path: Path, *, errors: str = "raise") -> ReadResult:
         path = Path(path)
-        return read_line_format(path, errors, lambda lines: _decode(lines, str(path)))
+        result = read_line_format(path, errors, lambda lines: _decode(lines, str(path)))
+        return group_by_bus(result, str(path))
 
 
 def _decode(lines: TextLines, source: str) -> tuple[Frames, RowProblems]:
@@ -100,11 +109,21 @@ def _decode(lines: TextLines, source: str) -> tuple[Frames, RowProblems]:
     problems.add(remote & (rtr_dlc > 8), base.DLC_TOO_LARGE)
 
     data_s = np.where(fd, rest + 2, np.where(remote, fr_e, rest))
-    payload = parse_payload(buf, np.minimum(data_s, fr_e), fr_e)
-    problems.add(payload.too_long, base.PAYLOAD_TOO_LONG)
+    payload = parse_payload(buf, np.minimum(data_s, fr_e), fr_e, max_bytes=MAX_FD_BYTES)
+    problems.add(payload.too_long, base.FD_TOO_LONG)
     problems.add(payload.bad_hex, base.BAD_PAYLOAD_HEX)
     problems.add(payload.odd, base.ODD_PAYLOAD)
+    problems.add(~fd & (payload.n_bytes > 8), base.PAYLOAD_TOO_LONG)
+    problems.add(fd & ~_FD_LENGTH[np.minimum(payload.n_bytes, MAX_FD_BYTES)], base.BAD_FD_LENGTH)
+    if lines.unterminated_row is not None:
+        cut = np.zeros(len(lines), bool)
+        cut[lines.unterminated_row] = True
+        problems.add(cut, base.TRUNCATED_LAST)
     dlc = np.where(remote, np.minimum(rtr_dlc, 8), payload.n_bytes).astype(np.uint8)
+    fd_flags, _ = parse_hex(buf, rest + 1, np.minimum(rest + 2, fr_e), 1)
+    fd_bits = FLAG_FD | np.where(fd_flags & 1, FLAG_BRS, 0) | np.where(fd_flags & 2, FLAG_ESI, 0)
+    flags = np.where(fd, fd_bits, 0)
+    iface, names = _interfaces(buf, *fields.column(1))
     frames = base.build_frames(
         source,
         timestamp=np.nan_to_num(timestamp),
@@ -113,6 +132,23 @@ def _decode(lines: TextLines, source: str) -> tuple[Frames, RowProblems]:
         remote=remote,
         data=payload.data,
         dlc=dlc,
+        flags=flags.astype(np.uint8),
     )
+    frames = attrs.evolve(frames, source=iface, sources=tuple(f"{source}#{n}" for n in names))
     return frames, problems
+
+
+_FD_LENGTH = np.zeros(MAX_FD_BYTES + 1, bool)
+_FD_LENGTH[[*range(9), 12, 16, 20, 24, 32, 48, 64]] = True
+
+
+def _interfaces(buf: np.ndarray, start: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Per row the index of its interface name (``can0``) among the block's distinct names."""
+    if len(start) == 0:
+        return np.zeros(0, np.uint16), ["can0"]
+    chars, _ = gather(buf, start, end, 16)
+    keys = np.ascontiguousarray(chars).view(np.dtype((np.void, 16))).ravel()
+    unique, inverse = np.unique(keys, return_inverse=True)
+    names = [bytes(u).rstrip(b"\0").decode("ascii", "backslashreplace") or "?" for u in unique]
+    return inverse.astype(np.uint16).ravel(), names
 

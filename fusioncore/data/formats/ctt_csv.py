@@ -22,7 +22,13 @@ import pyarrow.csv as pcsv
 from fusioncore.contracts import ReadResult
 from fusioncore.data.formats import base
 from fusioncore.data.formats.base import RowProblems
-from fusioncore.data.formats.decode import field_equals, parse_decimal, parse_hex, parse_payload
+from fusioncore.data.formats.decode import (
+    field_equals,
+    parse_decimal,
+    parse_hex,
+    parse_payload,
+    strip_fields,
+)
 from fusioncore.data.formats.text import TextLines, read_line_format, split_csv
 from fusioncore.data.frames import Frames
 from fusioncore.errors import FormatError
@@ -37,7 +43,8 @@ Column = tuple[np.ndarray, np.ndarray, np.ndarray]  # (bytes, field starts, fiel
 
 
 def _first_line(head: bytes) -> bytes:
-    return head.lstrip(b"\xef\xbb\xbf").split(b"\n", 1)[0].strip().lower()
+    line = head.lstrip(b"\xef\xbb\xbf").split(b"\n", 1)[0].split(b"\r", 1)[0]
+    return b",".join(field.strip() for field in line.split(b",")).lower()
 
 
 class CanTrainAndTestCsv:
@@ -78,10 +85,15 @@ def _read_fast(data: bytes, kind: int, source: str) -> Frames | None:
         )
     except pa.ArrowInvalid:  # a row without 4 fields: the line-aware path will say which
         return None
+    # Whitespace around a field is not an error; strip it only if the file has any.
+    padded = any(ch in data for ch in (b" ", b"\t", b"\r", b"\x0b", b"\x0c"))
     parts = []
     for lo in range(0, max(table.num_rows, 1), _ROWS_PER_CHUNK):
         chunk = table.slice(lo, _ROWS_PER_CHUNK)
-        frames, problems = _decode(*(_arrow_column(chunk, c) for c in COLUMNS), kind, source)
+        columns = [_arrow_column(chunk, c) for c in COLUMNS]
+        if padded:
+            columns = [(buf, *strip_fields(buf, start, end)) for buf, start, end in columns]
+        frames, problems = _decode(*columns, kind, source)
         if problems.bad.any():
             return None
         parts.append(frames)

@@ -26,6 +26,7 @@ __all__ = [
     "parse_hex",
     "parse_payload",
     "parse_uint",
+    "strip_fields",
 ]
 
 # Lookup tables: character -> digit value, 255 for "not a digit".
@@ -36,6 +37,32 @@ _HEX[np.frombuffer(b"abcdef", np.uint8)] = np.arange(10, 16)
 _HEX[np.frombuffer(b"ABCDEF", np.uint8)] = np.arange(10, 16)
 _DIGIT = np.where(_HEX < 10, _HEX, _NOT).astype(np.uint8)
 _ZERO = ord("0")  # padding that decodes to digit 0 in both tables
+_SPACE = np.zeros(256, dtype=bool)
+_SPACE[[9, 10, 11, 12, 13, 32]] = True  # tab, LF, VT, FF, CR, space
+
+
+def strip_fields(
+    buf: np.ndarray, start: np.ndarray, end: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Field offsets without surrounding whitespace (spaces, tabs, CR): ``' 2C0\\t'`` -> ``'2C0'``.
+
+    Real captures carry stray tabs and spaces around fields; they are not
+    errors. Costs one pass over ``buf`` when it holds no whitespace at all.
+    """
+    space = _SPACE[buf]
+    if not space.any() or len(start) == 0:
+        return start, end
+    solid = np.flatnonzero(~space)
+    if len(solid) == 0:
+        return start, start.copy()
+    big = np.int64(len(buf))
+    k = np.searchsorted(solid, start, side="left")
+    first = np.where(k < len(solid), solid[np.minimum(k, len(solid) - 1)], big)
+    new_start = np.minimum(first, end)
+    k = np.searchsorted(solid, end, side="left") - 1
+    last = np.where(k >= 0, solid[np.maximum(k, 0)] + 1, 0)
+    new_end = np.maximum(np.minimum(last, end), new_start)
+    return new_start.astype(start.dtype, copy=False), new_end.astype(end.dtype, copy=False)
 
 
 
@@ -136,13 +163,13 @@ def contiguous(
     return buf[index], offsets
 
 
-_DECIMAL = r"^(?:[0-9]+\.?[0-9]*|\.[0-9]+)$"
+_DECIMAL = r"^(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})?$"
 
 
 def parse_decimal(
     buf: np.ndarray, start: np.ndarray, end: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Unsigned decimals ``123``, ``123.456``, ``.5`` -> ``(float64 values, ok mask)``.
+    """Unsigned decimals ``123``, ``123.456``, ``.5``, ``1.5e9`` -> ``(float64 values, ok mask)``.
 
     Arrow checks the syntax (RE2 over the packed bytes) and converts the valid
     fields with its correctly rounded string-to-float cast, so a value equals
@@ -167,23 +194,33 @@ def parse_decimal(
 class Payload:
     """Decoded contiguous-hex payloads and what was wrong with the rest."""
 
-    data: np.ndarray  #: uint8[N, 8], zero-padded
+    data: np.ndarray  #: uint8[N, w], zero-padded; w = 8, or up to 64 when a row is longer
     n_bytes: np.ndarray  #: uint8[N]
     bad_hex: np.ndarray  #: a character is not a hex digit
     odd: np.ndarray  #: odd number of hex digits
-    too_long: np.ndarray  #: more than 16 hex digits
+    too_long: np.ndarray  #: more than ``2 * max_bytes`` hex digits
 
 
-def parse_payload(buf: np.ndarray, start: np.ndarray, end: np.ndarray) -> Payload:
-    """Contiguous hex payloads (``1400000000000000``; empty = DLC 0) -> bytes."""
+def parse_payload(
+    buf: np.ndarray, start: np.ndarray, end: np.ndarray, max_bytes: int = 8
+) -> Payload:
+    """Contiguous hex payloads (``1400000000000000``; empty = DLC 0) -> bytes.
+
+    The decode matrix is only as wide as the longest row (16 digits for classic
+    CAN), so a reader that allows CAN FD (``max_bytes=64``) pays for 128
+    columns only when a frame really carries that much.
+    """
     length = end - start
-    chars, _ = gather(buf, start, end, 16, fill=_ZERO)
+    limit = 2 * max_bytes
+    longest = int(np.minimum(length, limit).max(initial=0))
+    width = max(16, longest + longest % 2)
+    chars, _ = gather(buf, start, end, width, fill=_ZERO)
     nib = _HEX[chars]
-    too_long = length > 16
+    too_long = length > limit
     bad_hex = (nib == _NOT).any(axis=1) & ~too_long
     odd = (length % 2 == 1) & ~too_long
     data = (nib[:, 0::2] << 4) | nib[:, 1::2]  # rows with bad hex are dropped by the caller
-    n_bytes = (np.minimum(length, 16) // 2).astype(np.uint8)
+    n_bytes = (np.minimum(length, limit) // 2).astype(np.uint8)
     return Payload(data=data, n_bytes=n_bytes, bad_hex=bad_hex, odd=odd, too_long=too_long)
 
 

@@ -1,199 +1,154 @@
-"""Formats read through python-can: Vector ASC / BLF, PCAN TRC, python-can CSV, SQLite.
+"""Formats of the python-can ecosystem: Vector ASC / BLF, PCAN TRC, python-can CSV and SQLite.
 
-python-can picks its reader by file suffix; here each format is its own
-:class:`PythonCanFormat` with a content sniffer, so a renamed file still finds
-its reader. Messages arrive one at a time (python-can is pure Python, about
-0.2 M frames/s) and are collected into columns once at the end. Error frames
-are dropped and counted; CAN FD payloads above 8 bytes are bad rows.
-
-python-can's readers stop at the first record they cannot parse (binary
-formats cannot resynchronise), so such a failure is a ``FormatError`` even
-with ``errors="skip"``; its text readers (ASC, TRC) pass over lines they do
-not recognise without telling anyone, which this module cannot count. BLF
-headers announce an object count; objects that never came out as messages
-(corrupt or non-CAN objects) are counted in ``skipped_reasons``.
+ASC, TRC and BLF have readers of their own (:mod:`.asc`, :mod:`.trc`,
+:mod:`.blf`) that account for every record and survive a bad one; BLF
+objects are decoded by python-can. python-can's CSV format is parsed here
+line by line (python-can's ``CSVReader`` stops at the first bad row); its
+SQLite format is read through python-can (a database has no lines to skip).
+Every reader keeps CAN FD payloads whole; error frames are dropped and counted.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import gzip
-import re
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import attrs
 import can
-import numpy as np
 
 from fusioncore.contracts import ReadResult
 from fusioncore.data.formats import base
+from fusioncore.data.formats.asc import VectorAsc
 from fusioncore.data.formats.base import SkipTally
-from fusioncore.data.frames import Frames
+from fusioncore.data.formats.blf import VectorBlf
+from fusioncore.data.formats.records import MessageColumns, group_by_bus
+from fusioncore.data.formats.trc import PcanTrc
 from fusioncore.errors import FormatError
 
-__all__ = ["PYTHON_CAN_FORMATS", "PythonCanFormat"]
+__all__ = ["PYTHON_CAN_FORMATS", "PythonCanCsv", "PythonCanSqlite"]
 
-UNREAD_OBJECTS = "objects announced by the file header but not read"
+CSV_HEADER = b"timestamp,arbitration_id,extended,remote,error,dlc,data"
+BAD_BASE64 = "bad base64 payload"
+BAD_FLAG = "bad 0/1 flag"
 
 
-@attrs.frozen
-class PythonCanFormat:
-    """One python-can log format, sniffed by content and read with ``reader``."""
+class PythonCanCsv:
+    """python-can's CSV: ``timestamp,arbitration_id,extended,remote,error,dlc,data`` (base64 data)."""
 
-    name: str
-    description: str
-    reader: Callable[..., Any]  #: a ``can.io`` MessageReader class
-    matches: Callable[[bytes], bool]
-    mode: str = "text"  #: how the reader wants its file: "text", "binary" or "path"
-    suffixes: tuple[str, ...] = ()
+    name = "python-can-csv"
+    description = "python-can CSV: timestamp,arbitration_id,extended,remote,error,dlc,data"
+    suffixes = (".csv",)
 
     def sniff(self, head: bytes) -> bool:
-        return self.matches(head)
+        return head.lstrip().lower().startswith(CSV_HEADER)
 
     def read(self, path: Path, *, errors: str = "raise") -> ReadResult:
         base.check_errors_mode(errors)
         path = Path(path)
-        head = base.read_head(path, 8192)
+        data = base.read_bytes(path)
+        base.check_text(path, data[:8192])
+        lines = data.splitlines()
+        if lines[0].strip().lower() != CSV_HEADER:
+            raise FormatError(path, f"missing header {CSV_HEADER.decode()!r}", line=1)
+        tally = SkipTally(path, errors)
+        out = MessageColumns()
+        for number, raw in enumerate(lines[1:], start=2):
+            if not raw.strip():
+                continue
+            reason = _csv_row(raw, out)
+            if reason == base.ERROR_FRAME:
+                tally.drop(reason, line=number)
+            elif reason is not None:
+                tally.bad(number, reason, raw.decode("utf-8", errors="backslashreplace"))
+        result = ReadResult(frames=out.frames(str(path)), **tally.result_kwargs())
+        base.log_backward_steps(path, result.frames)
+        return result
+
+
+def _csv_row(raw: bytes, out: MessageColumns) -> str | None:
+    fields = [f.strip() for f in raw.split(b",")]
+    if len(fields) != 7:
+        return base.WRONG_FIELD_COUNT
+    ts, can_id, extended, remote, error, dlc, payload = fields
+    try:
+        timestamp = float(ts)
+    except ValueError:
+        return base.BAD_TIMESTAMP
+    try:
+        ident = int(can_id, 16)
+    except ValueError:
+        return base.BAD_ID_HEX
+    if ident > 0x1FFFFFFF:
+        return base.ID_OUT_OF_RANGE
+    if not {extended, remote, error} <= {b"0", b"1"}:
+        return BAD_FLAG
+    if error == b"1":
+        return base.ERROR_FRAME
+    if not dlc.isdigit():
+        return base.BAD_DLC
+    try:
+        data = base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        return BAD_BASE64
+    if len(data) > 64:
+        return base.FD_TOO_LONG
+    if remote == b"1":
+        out.add(timestamp, ident, extended=extended == b"1", remote=True, dlc=int(dlc))
+    else:
+        out.add(timestamp, ident, extended=extended == b"1", payload=data)
+    return None
+
+
+class PythonCanSqlite:
+    """python-can's SQLite database, read through ``can.SqliteReader``."""
+
+    name = "python-can-sqlite"
+    description = "python-can SQLite database (.db), read by python-can"
+    suffixes = (".db",)
+
+    def sniff(self, head: bytes) -> bool:
+        return head.startswith(b"SQLite format 3\x00")
+
+    def read(self, path: Path, *, errors: str = "raise") -> ReadResult:
+        base.check_errors_mode(errors)
+        path = Path(path)
+        head = base.read_head(path, 16)
         if not head.strip():
             raise FormatError(path, "empty file")
-        if not self.sniff(head):
+        if not head.startswith(b"SQLite format 3\x00"):
             raise FormatError(path, f"not a {self.name} file ({self.description})")
         tally = SkipTally(path, errors)
-        columns = _Columns()
-        with self._open(path) as source:
+        out = MessageColumns()
+        with _plain_file(path) as plain:
             try:
-                with self.reader(source) as messages:
-                    seen = self._collect(path, errors, messages, tally, columns)
-                    # BLF headers announce their object count: report what never came out.
-                    announced = getattr(messages, "object_count", None)
-                    if isinstance(announced, int) and announced > seen:
-                        tally.drop(UNREAD_OBJECTS, announced - seen)
-            except FormatError:
-                raise
-            except Exception as exc:  # python-can raises assorted types for corrupt input
-                raise FormatError(
-                    path, f"{self.reader.__name__} failed: {type(exc).__name__}: {exc}"
-                ) from exc
-        frames = columns.frames(str(path))
-        base.log_backward_steps(path, frames)
-        return ReadResult(frames=frames, **tally.result_kwargs())
-
-    @staticmethod
-    def _collect(path, errors, messages, tally: SkipTally, columns: _Columns) -> int:
-        number = 0
-        for number, msg in enumerate(messages, start=1):
-            if msg.is_error_frame:
-                tally.drop(base.ERROR_FRAME)
-            elif len(msg.data) > 8:
-                if errors == "raise":
-                    raise FormatError(path, f"{base.PAYLOAD_TOO_LONG} (message {number})")
-                tally.drop(base.PAYLOAD_TOO_LONG)
-            else:
-                columns.append(msg)
-        return number
-
-    @contextlib.contextmanager
-    def _open(self, path: Path) -> Iterator[Any]:
-        gz = base.is_gzip(path)
-        if self.mode == "path":
-            if not gz:
-                yield str(path)
-                return
-            # SQLite needs a real file: unpack to a temporary one.
-            with tempfile.TemporaryDirectory() as tmp:
-                plain = Path(tmp) / base.logical_name(path)
-                with gzip.open(path, "rb") as src, open(plain, "wb") as dst:
-                    shutil.copyfileobj(src, dst)
-                yield str(plain)
-            return
-        opener = gzip.open if gz else open
-        if self.mode == "binary":
-            with opener(path, "rb") as fh:
-                yield fh
-        else:
-            with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
-                yield fh
+                with can.SqliteReader(plain) as messages:
+                    for number, msg in enumerate(messages, start=1):
+                        if msg.is_error_frame:
+                            tally.drop(base.ERROR_FRAME, line=number)
+                        else:
+                            out.add_message(msg)
+            except Exception as exc:  # sqlite3 errors of a damaged database
+                raise FormatError(path, f"SqliteReader failed: {type(exc).__name__}: {exc}") from exc
+        result = ReadResult(frames=out.frames(str(path)), **tally.result_kwargs())
+        return group_by_bus(result, str(path), what="channels")
 
 
-@attrs.define
-class _Columns:
-    """Message fields gathered in lists, turned into arrays once."""
-
-    timestamp: list[float] = attrs.field(factory=list)
-    can_id: list[int] = attrs.field(factory=list)
-    extended: list[bool] = attrs.field(factory=list)
-    remote: list[bool] = attrs.field(factory=list)
-    dlc: list[int] = attrs.field(factory=list)
-    payload: list[bytes] = attrs.field(factory=list)
-
-    def append(self, msg: can.Message) -> None:
-        self.timestamp.append(msg.timestamp)
-        self.can_id.append(msg.arbitration_id)
-        self.extended.append(msg.is_extended_id)
-        self.remote.append(msg.is_remote_frame)
-        self.dlc.append(min(msg.dlc, 8))
-        self.payload.append(bytes(msg.data).ljust(8, b"\0"))
-
-    def frames(self, source: str) -> Frames:
-        data = np.frombuffer(b"".join(self.payload), np.uint8).reshape(-1, 8)
-        return base.build_frames(
-            source,
-            timestamp=np.asarray(self.timestamp, np.float64),
-            can_id=np.asarray(self.can_id, np.uint32),
-            extended=np.asarray(self.extended, bool),
-            remote=np.asarray(self.remote, bool),
-            dlc=np.asarray(self.dlc, np.uint8),
-            data=data,
-        )
+@contextlib.contextmanager
+def _plain_file(path: Path) -> Iterator[str]:
+    """SQLite needs a real file: a gzip one is unpacked to a temporary copy."""
+    if not base.is_gzip(path):
+        yield str(path)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        plain = Path(tmp) / base.logical_name(path)
+        with gzip.open(path, "rb") as src, open(plain, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        yield str(plain)
 
 
-def _regex(pattern: bytes) -> Callable[[bytes], bool]:
-    compiled = re.compile(pattern, re.MULTILINE)
-    return lambda head: compiled.search(head) is not None
-
-
-PYTHON_CAN_FORMATS: tuple[PythonCanFormat, ...] = (
-    PythonCanFormat(
-        name="vector-asc",
-        description="Vector ASCII log (.asc), read by python-can",
-        reader=can.ASCReader,
-        matches=_regex(rb"^\s*base\s+(hex|dec)\s+timestamps\s+(absolute|relative)"),
-        suffixes=(".asc",),
-    ),
-    PythonCanFormat(
-        name="vector-blf",
-        description="Vector binary log (.blf), read by python-can",
-        reader=can.BLFReader,
-        matches=lambda head: head.startswith(b"LOGG"),
-        mode="binary",
-        suffixes=(".blf",),
-    ),
-    PythonCanFormat(
-        name="pcan-trc",
-        description="PEAK PCAN trace (.trc), read by python-can",
-        reader=can.TRCReader,
-        matches=_regex(rb"^;\$FILEVERSION=|^;\s+Message Number"),
-        suffixes=(".trc",),
-    ),
-    PythonCanFormat(
-        name="python-can-csv",
-        description="python-can CSV: timestamp,arbitration_id,extended,remote,error,dlc,data",
-        reader=can.CSVReader,
-        matches=lambda head: head.lstrip().lower().startswith(
-            b"timestamp,arbitration_id,extended,remote,error,dlc,data"
-        ),
-        suffixes=(".csv",),
-    ),
-    PythonCanFormat(
-        name="python-can-sqlite",
-        description="python-can SQLite database (.db), read by python-can",
-        reader=can.SqliteReader,
-        matches=lambda head: head.startswith(b"SQLite format 3\x00"),
-        mode="path",
-        suffixes=(".db",),
-    ),
-)
+PYTHON_CAN_FORMATS = (VectorAsc(), VectorBlf(), PcanTrc(), PythonCanCsv(), PythonCanSqlite())

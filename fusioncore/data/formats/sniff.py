@@ -7,7 +7,7 @@ from pathlib import Path
 
 from fusioncore.contracts import FormatReader, ReadResult
 from fusioncore.data.formats import base
-from fusioncore.errors import FormatError, UnknownComponentError
+from fusioncore.errors import ConfigError, FormatError, UnknownComponentError
 
 __all__ = ["HEAD_BYTES", "detect_format", "read_capture"]
 
@@ -26,8 +26,8 @@ def detect_format(path: Path, readers: Sequence[FormatReader]) -> FormatReader:
     all accept the head. No match is a ``FormatError`` naming every reader tried.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FormatError(path, "no such file")
+    _check_readers(readers)
+    _check_file(path)
     head = base.read_head(path, HEAD_BYTES)
     if not head.strip():
         raise FormatError(path, "empty file")
@@ -54,11 +54,26 @@ def read_capture(
     path = Path(path)
     if format is None:
         reader = detect_format(path, readers)
-    else:
+    else:  # a named format is used as named: no sniffing
+        _check_readers(readers)
         by_name = {r.name: r for r in readers}
         if format not in by_name:
             raise UnknownComponentError("format", format, by_name)
         reader = by_name[format]
-        if not path.is_file():
-            raise FormatError(path, "no such file")
+        _check_file(path)
     return reader.read(path, errors=errors)
+
+
+def _check_readers(readers: Sequence[FormatReader]) -> None:
+    if not readers:
+        raise ConfigError(
+            "no capture format reader is installed: every format plugin is disabled "
+            "(check FUSIONCORE_DISABLE_PLUGINS; the built-in readers are plugin 'builtin_data')"
+        )
+
+
+def _check_file(path: Path) -> None:
+    if path.is_dir():
+        raise FormatError(path, "is a directory, not a capture file")
+    if not path.is_file():
+        raise FormatError(path, "no such file")

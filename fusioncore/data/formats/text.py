@@ -19,6 +19,7 @@ import numpy as np
 from fusioncore.contracts import ReadResult
 from fusioncore.data.formats import base
 from fusioncore.data.formats.base import RowProblems, SkipTally
+from fusioncore.data.formats.decode import strip_fields
 from fusioncore.data.frames import Frames
 
 __all__ = [
@@ -172,6 +173,8 @@ def split_csv(lines: TextLines, width: int) -> Fields:
     next_start = np.append(tok_start[1:], np.iinfo(np.int64).max)
     next_row = np.append(row[1:], -1)
     tok_end = np.where(next_row == row, next_start - 1, lines.end[row])
+    # Stray spaces, tabs and CRs around a value are not errors (real captures have them).
+    tok_start, tok_end = strip_fields(lines.buf, tok_start, tok_end)
     return _fields_from_separators(lines, tok_start, tok_end, width)
 
 
