@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from torch_geometric.nn import GATv2Conv, global_mean_pool
 
 from fusioncore.contracts import GraphSchema
-from fusioncore.data.frames import ATTACK_TYPES, Frames
+from fusioncore.data.frames import ATTACK_TYPES, FLAG_FD, Frames
 from fusioncore.data.graphs import (
     EDGE_FEATURES,
     NODE_FEATURES,
@@ -53,6 +53,7 @@ def random_frames(seed: int, lengths=(173, 131), unseen_share=0.1) -> Frames:
         attack_type=kind,
         source=np.repeat([0, 1], lengths),
         sources=["a.csv", "b.csv"],
+        flags=np.where(rng.random(n) < 0.3, FLAG_FD, 0),  # some CAN FD frames
     )
 
 

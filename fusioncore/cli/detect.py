@@ -81,7 +81,7 @@ class AlertPrinter:
 def _configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", type=Path, required=True, help="folder written by `fusioncore run`")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--input", type=Path, help="capture file, any supported format (.gz ok)")
+    src.add_argument("--input", type=Path, help="one capture file, any supported format (.gz ok)")
     src.add_argument("--bus", help="live bus as INTERFACE:CHANNEL via python-can, e.g. socketcan:can0")
     p.add_argument("--bus-option", action="append", default=[], metavar="KEY=VALUE",
                    help="extra python-can bus argument, e.g. bitrate=500000 (repeatable)")
@@ -178,6 +178,9 @@ def _open_source(args: argparse.Namespace, st, cleanups: list):
         print(f"listening on {interface}:{channel}", file=sys.stderr, flush=True)
         return source
     path = args.input
+    if path.is_dir():
+        raise ConfigError(f"--input {path} is a folder; detect reads one capture file "
+                          f"(list a folder's captures with: fusioncore inspect {path})")
     if not path.is_file():
         raise ConfigError(f"--input {path}: no such file")
     if args.follow:

@@ -4,19 +4,24 @@ The data module holds each split as columns (``Frames``) plus window start
 rows; a batch of window graphs is built only when a loader asks for it, so
 memory stays at the size of the columns however many windows there are.
 
-Splits are by file and by time, never by random window:
+Splits are by file and by time, never by random window
+(:mod:`fusioncore.data.splits` says how and what is guaranteed):
 
-* ``train`` / ``fusion`` / ``val``: every training file is cut into
-  consecutive time blocks (default 70 / 15 / 15 % of its rows). Detectors
-  train on ``train``; fusions fit on ``fusion`` (outputs of detectors that
-  never saw those windows: fitting a fusion on in-sample outputs teaches it to
-  trust whichever detector overfits most); ``val`` serves early stopping and
-  decision thresholds. Every split sees every vehicle and attack file.
-  Windows straddling a cut are dropped.
+* ``train`` / ``fusion`` / ``val``: the training files are cut in time by the
+  split policy (default ``attack-aware``: when the training files hold
+  attacks, fusion and validation get attack windows too; ``contiguous``: three
+  consecutive blocks of every file, 70 / 15 / 15 % of its rows), with purge
+  gaps at every cut. Detectors train on ``train``; fusions fit on ``fusion``
+  (outputs of detectors that never saw those windows: fitting a fusion on
+  in-sample outputs teaches it to trust whichever detector overfits most);
+  ``val`` serves early stopping and decision thresholds. A dataset's
+  ``validation`` files go wholly to ``val``; files of a ``fusion_attacks``
+  type wholly to ``fusion`` and ``val``.
 * each ``test_*`` folder of the dataset is its own scenario.
 
-The ID vocabulary and the feature normaliser are fitted on benign frames of
-the training block only.
+Bad rows are skipped and counted by default (``errors="skip"``); what every
+file lost is in :attr:`CANDataModule.reads`. The ID vocabulary and the
+feature normaliser are fitted on benign frames of the training block only.
 """
 
 from __future__ import annotations
@@ -33,7 +38,8 @@ from torch.utils.data import DataLoader
 from fusioncore.contracts import DatasetFiles, FormatReader, GraphSchema
 from fusioncore.data.frames import ATTACK_TYPES, Frames
 from fusioncore.data.graphs import FeatureNormalizer, WindowGraphBuilder
-from fusioncore.data.loading import LoadedFiles, load_files
+from fusioncore.data.loading import FileRead, LoadedFiles, load_files
+from fusioncore.data.splits import SplitPolicy, SplitSummary, TimeSplit, plan_splits, summarize_splits
 from fusioncore.data.vocab import IdVocabulary
 from fusioncore.data.windows import WindowSpec, source_runs, window_labels, window_starts
 from fusioncore.errors import ConfigError
@@ -72,29 +78,11 @@ class SplitWindows:
 def split_time_blocks(
     frames: Frames, spec: WindowSpec, shares: Sequence[float], run_shares: np.ndarray | None = None
 ) -> list[np.ndarray]:
-    """Window starts of consecutive time blocks of every file, one array per share.
-
-    ``shares`` (e.g. ``(0.7, 0.15, 0.15)``) cut each file's rows in order;
-    ``run_shares[r]`` overrides them for the r-th file (run of ``frames.source``).
-    A window belongs to a block only if it lies wholly inside it, so windows
-    straddling a cut are dropped and no frame is in two blocks.
-    """
-    begin, end = source_runs(frames)
-    table = np.broadcast_to(np.asarray(shares, dtype=np.float64), (len(begin), len(shares)))
-    if run_shares is not None:
-        table = np.asarray(run_shares, dtype=np.float64)
-    if (table < 0).any() or (table.sum(axis=1) <= 0).any():
-        raise ConfigError(f"split shares must be >= 0 with a positive sum, got {list(shares)}")
-    bounds = np.concatenate([np.zeros((len(table), 1)), np.cumsum(table, 1) / table.sum(1, keepdims=True)], 1)
-    starts = window_starts(frames, spec)
-    run = np.searchsorted(begin, starts, side="right") - 1
-    length = (end - begin)[run]
-    out = []
-    for k in range(table.shape[1]):
-        first = begin[run] + np.floor(length * bounds[run, k]).astype(np.int64)
-        last = begin[run] + np.floor(length * bounds[run, k + 1]).astype(np.int64)
-        out.append(starts[(starts >= first) & (starts + spec.size <= last)])
-    return out
+    """Window starts of three consecutive time blocks of every file (the ``contiguous`` policy
+    without purge): ``shares`` cut each file's rows in order, ``run_shares[r]`` overrides them
+    for the r-th file. Windows straddling a cut are dropped, so no frame is in two blocks."""
+    plan = plan_splits(frames, spec, SplitPolicy("contiguous", shares, purge=0), run_shares=run_shares)
+    return [plan.starts[name] for name in ("train", "fusion", "val")]
 
 
 class _BuildBatch:
@@ -109,7 +97,15 @@ class _BuildBatch:
 
 
 class CANDataModule(pl.LightningDataModule):
-    """Train / val / test-scenario loaders over one resolved dataset."""
+    """Train / val / test-scenario loaders over one resolved dataset.
+
+    ``policy`` (``"attack-aware"`` or ``"contiguous"``), ``shares``, ``purge``
+    (window lengths of frames between two splits at every cut, default 1) and
+    ``blocks`` (time blocks per training file for the attack-aware policy,
+    default 20) choose the split; see :mod:`fusioncore.data.splits`.
+    ``errors="skip"`` (default) drops and counts bad rows, ``"raise"`` stops
+    at the first one.
+    """
 
     def __init__(
         self,
@@ -118,9 +114,12 @@ class CANDataModule(pl.LightningDataModule):
         window: WindowSpec | None = None,
         shares: Sequence[float] = (0.7, 0.15, 0.15),
         fusion_attacks: Sequence[str] = (),
+        policy: str = "attack-aware",
+        purge: int = 1,
+        blocks: int = 20,
         batch_size: int = 256,
         readers: Sequence[FormatReader] | None = None,
-        errors: str = "raise",
+        errors: str = "skip",
         num_workers: int = 0,
         progress: bool = True,
     ) -> None:
@@ -130,6 +129,7 @@ class CANDataModule(pl.LightningDataModule):
         self.shares = tuple(float(x) for x in shares)
         if len(self.shares) != 3:
             raise ConfigError("shares must be (detector, fusion, val) fractions")
+        self.split_policy = SplitPolicy(policy, self.shares, purge, blocks)
         self.fusion_attacks = tuple(fusion_attacks)
         unknown = [a for a in self.fusion_attacks if a not in ATTACK_TYPES[1:]]
         if unknown:
@@ -141,14 +141,45 @@ class CANDataModule(pl.LightningDataModule):
         self.num_workers = num_workers
         self.progress = progress
         self.splits: dict[str, SplitWindows] = {}
+        self.split_plan: TimeSplit | None = None
         self.vocab: IdVocabulary | None = None
         self.builder: WindowGraphBuilder | None = None
-        self.skipped_rows = 0
+        #: one record per file read: records, frames, skipped rows per reason and their first lines
+        self.reads: list[FileRead] = []
+
+    @property
+    def skipped_rows(self) -> int:
+        return sum(r.skipped for r in self.reads)
+
+    @property
+    def skipped_reasons(self) -> dict[str, int]:
+        total: dict[str, int] = {}
+        for r in self.reads:
+            for reason, n in r.skipped_reasons.items():
+                total[reason] = total.get(reason, 0) + n
+        return total
+
+    def data_report(self) -> dict:
+        """What report.json can show about the input: skipped rows per file and reason, notes,
+        test files dropped as duplicates, and the split table."""
+        return {
+            "skipped_rows": self.skipped_rows,
+            "skipped_reasons": self.skipped_reasons,
+            "files": [r.to_json() for r in self.reads if r.skipped or r.notes],
+            "dropped_tests": {k: [str(p) for p in v] for k, v in self.files.dropped_tests.items()},
+            "split_policy": attrs.asdict(self.split_policy),
+            "purged_windows": self.split_plan.purged if self.split_plan else 0,
+            "splits": self.split_summary().to_json() if self.splits else {},
+        }
+
+    def split_summary(self) -> SplitSummary:
+        """Windows and attack windows per split and attack type (test scenarios included)."""
+        return summarize_splits({name: split for name, split in self.splits.items()})
 
     # -- setup ---------------------------------------------------------------
     def _load(self, paths) -> LoadedFiles:
         loaded = load_files(paths, readers=self.readers, errors=self.errors, progress=self.progress)
-        self.skipped_rows += loaded.skipped
+        self.reads.extend(loaded.reads)
         return loaded
 
     def _windows(self, name: str, loaded: LoadedFiles, starts: np.ndarray) -> SplitWindows:
@@ -156,32 +187,41 @@ class CANDataModule(pl.LightningDataModule):
         return SplitWindows(name, loaded.frames, starts, labels, types, loaded.hashes)
 
     def _run_shares(self, frames: Frames) -> np.ndarray | None:
-        """Files of a held-out attack type go wholly to the fusion and validation blocks.
+        """Per-file shares: held-out attack types go to fusion + val, validation files to val.
 
-        Their windows are attacks the detectors never trained on, so a fusion
-        fitted on them learns what to do when the supervised detector meets an
-        attack it does not know (the situation of every unknown-attack test).
+        Files of a held-out attack type carry attacks the detectors never
+        trained on, so a fusion fitted on them learns what to do when the
+        supervised detector meets an attack it does not know (the situation of
+        every unknown-attack test).
         """
-        if not self.fusion_attacks:
-            return None
         from fusioncore.data.formats import attack_type_from_filename
 
+        validation = {str(p) for p in self.files.validation}
+        if not self.fusion_attacks and not validation:
+            return None
         held = {ATTACK_TYPES.index(a) for a in self.fusion_attacks}
         begin, _ = source_runs(frames)
         table = np.tile(np.asarray(self.shares, dtype=np.float64), (len(begin), 1))
         for r, b in enumerate(begin):
-            if attack_type_from_filename(frames.sources[int(frames.source[b])]) in held:
+            name = frames.sources[int(frames.source[b])]
+            path = name if name in validation else name.rsplit("#", 1)[0]  # file#bus sources
+            if path in validation:
+                table[r] = (0.0, 0.0, 1.0)
+            elif attack_type_from_filename(path) in held:
                 table[r] = (0.0, self.shares[1], self.shares[2])
         return table
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
             return
-        pool = self._load(self.files.train)
-        blocks = split_time_blocks(pool.frames, self.window, self.shares, self._run_shares(pool.frames))
+        pool = self._load([*self.files.train, *self.files.validation])
+        run_shares = self._run_shares(pool.frames)
+        plan = plan_splits(pool.frames, self.window, self.split_policy, run_shares=run_shares)
+        self.split_plan = plan
         self.splits = {
-            name: self._windows(name, pool, starts)
-            for name, starts in zip(("train", "fusion", "val"), blocks)
+            name: SplitWindows(name, pool.frames, plan.starts[name], plan.labels[name],
+                               plan.attack_types[name], pool.hashes)
+            for name in ("train", "fusion", "val")
         }
         train = self.splits["train"]
         # Vocabulary and normaliser see only benign frames of the training block.
@@ -220,6 +260,9 @@ class CANDataModule(pl.LightningDataModule):
             "window": attrs.asdict(self.window),
             "shares": list(self.shares),
             "fusion_attacks": list(self.fusion_attacks),
+            "policy": [self.split_policy.name, self.split_policy.purge, self.split_policy.blocks],
+            "validation_files": [str(p) for p in self.files.validation],
+            "errors": self.errors,
             "builder": self.builder.fingerprint(),  # vocabulary, normaliser, window spec
             "split": split,
             "n_windows": len(s),

@@ -16,7 +16,7 @@ from __future__ import annotations
 import attrs
 import numpy as np
 
-from fusioncore.data.frames import Frames
+from fusioncore.data.frames import FLAG_FD, Frames
 from fusioncore.data.vocab import IdVocabulary
 
 __all__ = ["EDGE_FEATURES", "NODE_FEATURES", "WindowGraphs", "compute_window_graphs"]
@@ -39,6 +39,7 @@ NODE_FEATURES: tuple[str, ...] = (
     "out_degree",  # distinct successor IDs (itself included on a self-loop) / W
     "unknown_id",  # 1 if the ID is not in the vocabulary
     "payload_change_rate",  # share of consecutive same-ID frame pairs whose 8 bytes differ
+    "fd_share",  # share of the node's frames that are CAN FD (payload length: dlc_mean, bytes / 8)
 )
 
 #: Edge feature columns, in order, over all transitions u -> v in the window.
@@ -197,6 +198,8 @@ def compute_window_graphs(
         / count
         / 8.0,
         "unknown_id": (node_id == 0).astype(np.float64),
+        "fd_share": np.add.reduceat((frames.flags[rows][order] & FLAG_FD) > 0, node_start, dtype=np.int64)
+        / count,
     }
     # Integer sums are exact, so the variance (n*sum(x^2) - sum(x)^2) / n^2 is too.
     byte_sum = np.add.reduceat(sdata, node_start, axis=0, dtype=np.int64)

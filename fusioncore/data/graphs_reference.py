@@ -16,7 +16,7 @@ from itertools import pairwise
 import attrs
 import numpy as np
 
-from fusioncore.data.frames import Frames
+from fusioncore.data.frames import FLAG_FD, Frames
 from fusioncore.data.graph_features import EDGE_FEATURES, NODE_FEATURES
 from fusioncore.data.vocab import IdVocabulary
 
@@ -51,6 +51,7 @@ def reference_window_graph(
     times = [float(t) for t in frames.timestamp[start : start + size]]
     payloads = [[int(b) for b in row] for row in frames.data[start : start + size]]
     dlcs = [int(d) for d in frames.dlc[start : start + size]]
+    fd = [bool(f & FLAG_FD) for f in frames.flags[start : start + size]]
 
     transitions: dict[tuple[int, int], list[int]] = {}  # (u, v) -> rows r with ids[r], ids[r+1]
     for r in range(size - 1):
@@ -70,6 +71,7 @@ def reference_window_graph(
             f[f"byte{k}_mean"] = mean / 255
             f[f"byte{k}_std"] = std / 255
         f["dlc_mean"] = sum(dlcs[r] for r in rows) / len(rows) / 8
+        f["fd_share"] = sum(fd[r] for r in rows) / len(rows)
         # Timestamps may step backwards; a negative gap counts as 0.
         iats = [max(times[b] - times[a], 0.0) for a, b in pairwise(rows)]
         iat_mean, iat_std = _mean_std(iats)

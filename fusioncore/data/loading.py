@@ -2,17 +2,30 @@
 
 Parsing is fast, but a dataset of 60 M frames still costs seconds per run;
 the parsed columns of each file are cached as an ``.npz`` (no pickle) under
-``<cache dir>/frames/<sha256 of file>-<reader>.npz`` so a second run skips
-parsing. The key is the file's content hash, so an edited file is re-parsed
-and a renamed or copied one is not.
+``<cache dir>/frames/`` so a second run skips parsing. The key holds the
+file's content hash, the reader, the reader's error mode (a file read with
+``errors="skip"`` must not be served to ``errors="raise"``) and the code
+version of the readers (an edit of a reader re-parses), so an edited file is
+re-parsed and a renamed or copied one is not.
+
+Bad rows are skipped and counted by default (``errors="skip"``): one dirty
+row in sixty files must not take a run down. What was skipped, per file and
+per reason with the first line numbers, travels up in :class:`LoadedFiles`
+so reports and consoles can show it; ``errors="raise"`` makes the first bad
+row fatal.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import inspect
+import json
 import logging
 import os
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import attrs
@@ -23,10 +36,34 @@ from fusioncore.data.catalog import file_sha256
 from fusioncore.data.frames import Frames
 from fusioncore.paths import cache_dir
 
-__all__ = ["LoadedFiles", "load_files"]
+__all__ = ["FileRead", "LoadedFiles", "load_files", "reader_version"]
 
 log = logging.getLogger(__name__)
-_CACHE_VERSION = "1"
+_CACHE_VERSION = "2"
+
+
+@attrs.frozen
+class FileRead:
+    """What reading one file gave: its records, frames, and every skipped record by reason."""
+
+    path: str
+    format: str
+    records: int
+    frames: int
+    skipped_reasons: Mapping[str, int] = attrs.field(factory=dict)
+    first_lines: Mapping[str, tuple[int, ...]] = attrs.field(factory=dict)
+    notes: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+
+    @property
+    def skipped(self) -> int:
+        return sum(self.skipped_reasons.values())
+
+    def to_json(self) -> dict:
+        return {
+            "path": self.path, "format": self.format, "records": self.records, "frames": self.frames,
+            "skipped": self.skipped, "skipped_reasons": dict(self.skipped_reasons),
+            "first_lines": {k: list(v) for k, v in self.first_lines.items()}, "notes": list(self.notes),
+        }
 
 
 @attrs.frozen(eq=False)
@@ -35,69 +72,146 @@ class LoadedFiles:
 
     frames: Frames
     hashes: tuple[str, ...]
-    skipped: int = 0
+    reads: tuple[FileRead, ...] = ()
 
     @property
     def fingerprint(self) -> tuple[str, ...]:
         return self.hashes
 
+    @property
+    def skipped(self) -> int:
+        return sum(r.skipped for r in self.reads)
 
-def _cache_path(digest: str, reader: str) -> Path:
-    return cache_dir("frames") / f"{digest}-{reader}-v{_CACHE_VERSION}.npz"
+    @property
+    def skipped_reasons(self) -> dict[str, int]:
+        total: Counter[str] = Counter()
+        for r in self.reads:
+            total.update(r.skipped_reasons)
+        return dict(total)
+
+
+@functools.cache
+def _source_digest(*modules: str) -> str:
+    h = hashlib.sha256()
+    for name in modules:
+        try:
+            module = __import__(name, fromlist=["_"])
+            h.update(Path(inspect.getfile(module)).read_bytes())
+        except (ImportError, TypeError, OSError):
+            h.update(name.encode())
+    return h.hexdigest()[:16]
+
+
+def reader_version(reader: FormatReader) -> str:
+    """A digest of the code that parses for ``reader``: its own module, fusioncore's format
+    machinery, ``Frames`` and the versions of fusioncore and python-can."""
+    import can
+
+    import fusioncore
+    from fusioncore.data import formats
+
+    shared = sorted(f"fusioncore.data.formats.{p.stem}" for p in Path(formats.__file__).parent.glob("*.py"))
+    digest = _source_digest(type(reader).__module__, "fusioncore.data.frames", *shared)
+    return hashlib.sha256(f"{digest}{fusioncore.__version__}{can.__version__}".encode()).hexdigest()[:12]
+
+
+def _cache_path(digest: str, reader: FormatReader, errors: str) -> Path:
+    name = f"{digest}-{reader.name}-{errors}-{reader_version(reader)}-v{_CACHE_VERSION}.npz"
+    return cache_dir("frames") / name
+
+
+def _load_cached(cached: Path, path: Path) -> ReadResult:
+    with np.load(cached, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files if not k.startswith("_")}
+        account = json.loads(str(z["_account"]))
+    # Sources are stored as suffixes of the file name ("" or "#can0"): the same bytes
+    # under another path are named by that path.
+    arrays["sources"] = np.asarray([f"{path}{s}" for s in arrays["sources"]], dtype=str)
+    frames = Frames.from_arrays(arrays)
+    return ReadResult(
+        frames=frames, skipped=sum(account["skipped_reasons"].values()),
+        skipped_reasons=account["skipped_reasons"],
+        first_lines={k: tuple(v) for k, v in account["first_lines"].items()},
+        records=account["records"], notes=tuple(account["notes"]),
+    )
+
+
+def _store(cached: Path, path: Path, result: ReadResult) -> None:
+    arrays = result.frames.to_arrays()
+    prefix = str(path)
+    arrays["sources"] = np.asarray(
+        [s[len(prefix):] if s.startswith(prefix) else s for s in result.frames.sources], dtype=str
+    )
+    account = {
+        "skipped_reasons": dict(result.skipped_reasons), "records": result.records,
+        "first_lines": {k: list(v) for k, v in result.first_lines.items()}, "notes": list(result.notes),
+    }
+    fd, tmp = tempfile.mkstemp(dir=cached.parent, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, **arrays, _account=np.asarray(json.dumps(account)), allow_pickle=False)
+        os.replace(tmp, cached)  # atomic: concurrent runs never see half a file
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _read_one(
     path: Path, readers: Sequence[FormatReader] | None, errors: str, use_cache: bool
-) -> tuple[ReadResult, str]:
+) -> tuple[ReadResult, str, str]:
     from fusioncore.data.formats import BUILTIN_FORMATS, detect_format
 
-    readers = tuple(readers) if readers else BUILTIN_FORMATS
+    # None means "the built-in readers"; an empty registry (every format plugin
+    # disabled) is an error raised by detect_format, never a silent fallback.
+    readers = BUILTIN_FORMATS if readers is None else tuple(readers)
     reader = detect_format(path, readers=readers)
     digest = file_sha256(path)
-    cached = _cache_path(digest, reader.name)
+    cached = _cache_path(digest, reader, errors)
     if use_cache and cached.exists():
         try:
-            with np.load(cached, allow_pickle=False) as z:
-                frames = Frames.from_arrays({k: z[k] for k in z.files if k != "_skipped"})
-                skipped = int(z["_skipped"])
-            frames = Frames(**{**frames._columns(), "sources": (str(path),)})
-            return ReadResult(frames=frames, skipped=skipped), digest
+            return _load_cached(cached, path), digest, reader.name
         except Exception as exc:  # a truncated / foreign cache file: re-parse, never trust it
             log.warning("ignoring unreadable frame cache %s: %s", cached, exc)
     result = reader.read(path, errors=errors)
     if use_cache:
-        arrays = result.frames.to_arrays()
-        fd, tmp = tempfile.mkstemp(dir=cached.parent, suffix=".tmp")
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays, _skipped=np.int64(result.skipped), allow_pickle=False)
-        os.replace(tmp, cached)  # atomic: concurrent runs never see half a file
-    return result, digest
+        _store(cached, path, result)
+    return result, digest, reader.name
 
 
 def load_files(
     paths: Iterable[Path],
     *,
     readers: Sequence[FormatReader] | None = None,
-    errors: str = "raise",
+    errors: str = "skip",
     use_cache: bool = True,
     progress: bool = False,
 ) -> LoadedFiles:
-    """Read files into one :class:`Frames` (each file keeps its ``source`` index)."""
+    """Read files into one :class:`Frames` (each file keeps its ``source`` index).
+
+    ``errors="skip"`` (default) drops bad rows and accounts for them in
+    ``LoadedFiles.reads``; ``errors="raise"`` stops at the first one.
+    """
     paths = [Path(p) for p in paths]
     parts: list[Frames] = []
     hashes: list[str] = []
-    skipped = 0
+    reads: list[FileRead] = []
     iterator: Iterable[Path] = paths
     if progress and len(paths) > 1:
         from rich.progress import track
 
         iterator = track(paths, description="reading captures", transient=True)
     for path in iterator:
-        result, digest = _read_one(path, readers, errors, use_cache)
+        result, digest, fmt = _read_one(path, readers, errors, use_cache)
         if result.skipped:
-            log.warning("%s: skipped %d bad rows %s", path, result.skipped, dict(result.skipped_reasons))
+            firsts = "; ".join(f"{k}: line {', '.join(map(str, v))}" for k, v in result.first_lines.items())
+            log.warning("%s: skipped %d of %d records %s (first at %s)", path, result.skipped,
+                        result.records, dict(result.skipped_reasons), firsts)
+        for note in result.notes:
+            log.warning("%s: %s", path, note)
         parts.append(result.frames)
         hashes.append(digest)
-        skipped += result.skipped
+        reads.append(FileRead(path=str(path), format=fmt, records=result.records, frames=len(result.frames),
+                              skipped_reasons=dict(result.skipped_reasons),
+                              first_lines=dict(result.first_lines), notes=result.notes))
     frames = Frames.concat(parts) if parts else Frames.empty()
-    return LoadedFiles(frames=frames, hashes=tuple(hashes), skipped=skipped)
+    return LoadedFiles(frames=frames, hashes=tuple(hashes), reads=tuple(reads))

@@ -22,6 +22,7 @@ import numpy as np
 
 from fusioncore.calibration import PlattScaler
 from fusioncore.contracts import DetectorOutput, FusionData, FusionStrategy, StateEncoder
+from fusioncore.data.catalog import resolve_dataset
 from fusioncore.data.datamodule import CANDataModule
 from fusioncore.data.windows import WindowSpec
 from fusioncore.errors import PluginError
@@ -99,7 +100,10 @@ def load_data(ctx: RunContext) -> CANDataModule:
     """Resolve the dataset, read its files (cached columns) and cut the splits."""
     cfg, reg = ctx.cfg, ctx.components.registry
     with ctx.timed("data"):
-        files = reg.get("dataset", cfg.dataset).resolve(data_root(cfg.data_root))
+        root = data_root(cfg.data_root)
+        # a registered name, or a can-train-and-test layout folder by name or path
+        datasets = {n: reg.get("dataset", n) for n in reg.names("dataset")}
+        files = resolve_dataset(str(cfg.dataset), root, datasets).resolve(root)
         readers = tuple(reg.get("format", n) for n in reg.names("format"))
         dm = CANDataModule(
             files, window=WindowSpec(cfg.window.size, cfg.window.stride),
