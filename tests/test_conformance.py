@@ -467,7 +467,7 @@ def test_plugin_fixtures_serve_tiny_data_and_isolation(pytester):
 
 def test_tiny_dataset_looks_like_the_core_batches():
     data = tiny_dataset()
-    assert data.schema.node_features[-2:] == ("unknown_id", "payload_change_rate")
+    assert data.schema.node_features[-3:] == ("unknown_id", "payload_change_rate", "fd_share")
     for split in ("train", "val", "test"):
         labels = data.labels(split)
         assert 0 < labels.sum() < len(labels), split  # both classes in every split

@@ -147,7 +147,8 @@ def test_mutated_lines_fail_cleanly_or_are_counted(fmt, spec, tmp_path_factory):
             reader.read(path, errors="skip")
         return
     result = reader.read(path, errors="skip")
-    assert len(result.frames) + result.skipped == len(data_lines), result.skipped_reasons
+    assert len(result.frames) + result.skipped == len(data_lines) == result.records, result.skipped_reasons
+    assert set(result.first_lines) == set(result.skipped_reasons)
     assert result.skipped == sum(result.skipped_reasons.values())
 
 
@@ -186,3 +187,4 @@ def test_python_can_formats_fail_cleanly(name, flips, cut, tmp_path_factory):
             assert exc.reason
         else:
             assert len(result.frames) <= 30
+            assert len(result.frames) + result.skipped == result.records

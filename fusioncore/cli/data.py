@@ -108,7 +108,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 def _print_inspect(summaries: list[dict]) -> None:
     table = Table()
     for col in ("file", "format", "frames", "attack", "IDs", "remote", "FD", "t_start", "t_end", "skipped"):
-        table.add_column(col, justify="left" if col in ("file", "format") else "right", overflow="fold")
+        table.add_column(col, justify="left" if col in ("file", "format") else "right")
     for s in summaries:
         if "error" in s:
             table.add_row(Path(s["path"]).name, "[red]error[/red]", escape(s["error"].split(": ", 1)[-1]),

@@ -125,6 +125,9 @@ def cmd_detect(args: argparse.Namespace) -> int:
         raise ConfigError(f"--stride must be >= 1, got {args.stride}")
     if args.threads < 1:
         raise ConfigError(f"--threads must be >= 1, got {args.threads}")
+    if args.input is not None and args.input.is_dir():
+        raise ConfigError(f"--input {args.input} is a folder; detect reads one capture file "
+                          f"(list a folder's captures with: fusioncore inspect {args.input})")
     system = ScoringSystem.load(args.run, method=args.method)
     print(f"detect: {args.run} ({system.method}, threshold {system.threshold:.4f}), window "
           f"{system.window_size} frames, stride {args.stride or system.stride}", file=sys.stderr)
@@ -178,9 +181,6 @@ def _open_source(args: argparse.Namespace, st, cleanups: list):
         print(f"listening on {interface}:{channel}", file=sys.stderr, flush=True)
         return source
     path = args.input
-    if path.is_dir():
-        raise ConfigError(f"--input {path} is a folder; detect reads one capture file "
-                          f"(list a folder's captures with: fusioncore inspect {path})")
     if not path.is_file():
         raise ConfigError(f"--input {path}: no such file")
     if args.follow:

@@ -68,9 +68,14 @@ def make_trainer(
                 dirpath=ckpt_dir,
                 filename="best",
                 monitor=monitor if has_validation else None,
-                save_last=True,
                 save_top_k=1,
             )
+        )
+        # last.ckpt after every epoch: save_last=True only writes it when "best" improves,
+        # so a resume would repeat the epochs after the best one.
+        callbacks.append(
+            ModelCheckpoint(dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1,
+                            enable_version_counter=False)
         )
         loggers = [
             CSVLogger(Path(out_dir) / "logs", name=name, version=""),

@@ -34,7 +34,8 @@ from fusioncore.streaming.sources import BusError, FrameChunk
 
 __all__ = ["DetectionSummary", "StreamDetector", "WindowStream", "run_detection"]
 
-_COLUMNS = ("timestamp", "can_id", "extended", "remote", "dlc", "data", "label", "attack_type")
+# flags (CAN FD / BRS / ESI) feed the fd_share node feature: scoring must see what training saw
+_COLUMNS = ("timestamp", "can_id", "extended", "remote", "dlc", "data", "label", "attack_type", "flags")
 
 
 # ------------------------------------------------------------------ windows
