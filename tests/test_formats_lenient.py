@@ -31,7 +31,7 @@ def test_the_trailing_tab_row_and_whitespace_around_every_field_read(tmp_path):
 
 def test_three_malformed_rows_are_counted_with_their_lines(tmp_path):
     good = [f"{1.0 + i / 100:.2f},{0x100 + i:03X},00{i:02X},0" for i in range(20)]
-    rows = good[:5] + ["1.5,1G0,00,0"] + good[5:10] + ["1.6,100,001,0"] + good[10:] + ["1.7,100,00"]
+    rows = [*good[:5], "1.5,1G0,00,0", *good[5:10], "1.6,100,001,0", *good[10:], "1.7,100,00"]
     path = tmp_path / "DoS-x.csv"
     path.write_text("\n".join([HEADER, *rows]) + "\n")
     result = read_capture(path, errors="skip")
