@@ -215,3 +215,33 @@ def test_blf_damage_is_skipped_and_truncation_raises(tmp_path):
     assert len(result.frames) + result.skipped == len(written)
     assert result.skipped_reasons.get(
         "objects announced by the file header but not found (truncated or corrupt file)", 0) >= 1
+
+
+def test_one_corrupt_blf_object_costs_that_object_only(tmp_path):
+    path = tmp_path / "plain.blf"
+    written = [can.Message(timestamp=1.0 + i, arbitration_id=0x100 + i, data=bytes([i]) * 8)
+               for i in range(30)]
+    with can.BLFWriter(str(path), compression_level=0) as log:  # uncompressed: objects are visible
+        for msg in written:
+            log.on_message_received(msg)
+    blob = bytearray(path.read_bytes())
+    objects = [i for i in range(len(blob)) if blob[i : i + 4] == b"LOBJ"]
+    blob[objects[11] : objects[11] + 4] = b"XXXX"  # the 11th message's object header (1st is the container)
+    path.write_bytes(bytes(blob))
+    with pytest.raises(FormatError, match="corrupt BLF object"):
+        VectorBlf().read(path)
+    result = VectorBlf().read(path, errors="skip")
+    assert len(result.frames) == 29 and result.records == 30
+    assert result.skipped_reasons == {"corrupt BLF object": 1}
+    assert 0x10A not in result.frames.can_id.tolist()
+
+
+def test_asc_classic_line_with_a_dlc_code_above_8_keeps_its_bytes(tmp_path):
+    data24 = " ".join(f"{b:02X}" for b in range(24))
+    path = tmp_path / "x.asc"
+    path.write_text("date Mon Jan 1 00:00:00.000 2024\nbase hex  timestamps absolute\n"
+                    f"   1.000000 1  123             Rx   d c {data24}\n"  # DLC code 12 = 24 bytes, all there
+                    "   1.100000 1  124             Rx   d c 01 02 03 04 05 06 07 08\n")  # classic: 8 bytes
+    frames = VectorAsc().read(path).frames
+    assert frames.dlc.tolist() == [24, 8]
+    assert frames.payload[0, :24].tolist() == list(range(24)) and frames.flags.tolist() == [FLAG_FD, 0]

@@ -221,10 +221,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     for col in ("dataset", "found", "splits (windows)", "where / note"):
         table.add_column(col, overflow="fold")
     for r in rows:
-        splits = "\n".join(
-            f"{k}: {v.get('windows', '?'):,}" if isinstance(v.get("windows"), int) else k
-            for k, v in r.get("splits", {}).items()
-        )
+        splits = "\n".join(_split_cell(k, v) for k, v in r.get("splits", {}).items())
         note = r.get("note", "").split(" (data root")[0]  # full text in --json
         where = r["path"] or note
         if "error" in r:
@@ -232,3 +229,10 @@ def cmd_datasets(args: argparse.Namespace) -> int:
         table.add_row(r["name"], "yes" if r["found"] else "no", splits or "-", where)
     _stdout().print(table)
     return 0
+
+
+def _split_cell(name: str, split: dict) -> str:
+    if not isinstance(split.get("windows"), int):
+        return name
+    attack = f" ({split['attack_windows']:,} attack)" if "attack_windows" in split else ""
+    return f"{name}: {split['windows']:,}{attack}"
