@@ -137,6 +137,23 @@ def _print_summary(report: dict, out_dir: Path) -> None:
     total = sum(report["timings"].values())
     console.print(f"prediction store: {cache['hits']} hits, {cache['misses']} misses; "
                   f"{total:.1f} s in all; artifacts in {out_dir}")
+    _print_data_notes(report.get("data", {}))
+
+
+def _print_data_notes(data: dict) -> None:
+    """Rows skipped while reading (per reason, with the first line numbers) and split warnings."""
+    console = _stdout()
+    if data.get("skipped_rows"):
+        reasons = "; ".join(f"{why}: {n:,}" for why, n in data.get("skipped_reasons", {}).items())
+        console.print(f"input: {data['skipped_rows']:,} malformed rows skipped ({reasons}); per file and "
+                      "first line numbers in report.json data.files (--errors raise stops at the first)",
+                      highlight=False)
+        for f in data.get("files", [])[:3]:
+            lines = ", ".join(f"{why} at line {', '.join(map(str, at))}" for why, at in
+                              f.get("first_lines", {}).items())
+            console.print(f"  {f.get('path')}: {lines}", highlight=False)
+    for note in data.get("warnings", []):
+        console.print(f"[yellow]warning:[/yellow] {note}", highlight=False)
 
 
 @command("run", "train detectors, fit fusions and evaluate every method on every test scenario")(

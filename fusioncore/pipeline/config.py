@@ -88,6 +88,10 @@ class SplitConf:
     val: float = 0.15
     #: attack types whose training files go wholly to the fusion and validation blocks
     fusion_attacks: list[str] = field(default_factory=list)
+    #: "attack-aware": time blocks whose attack windows reach every split; "contiguous": 3 row blocks
+    policy: str = "attack-aware"
+    purge: int = 1  #: window lengths of frames dropped at every cut between two splits
+    blocks: int = 20  #: time blocks per training file (attack-aware policy)
 
 
 @dataclass
@@ -286,6 +290,10 @@ def validate_run_config(cfg: DictConfig, registry: Registry) -> None:
     _check(all(0.0 <= s <= 1.0 for s in shares) and abs(sum(shares) - 1.0) < 1e-6 and shares[0] > 0,
            "split shares must each lie in [0, 1], sum to 1 and give the detectors a share: got "
            f"split.detector={shares[0]} + split.fusion={shares[1]} + split.val={shares[2]} = {sum(shares):g}")
+    _check(cfg.split.policy in ("attack-aware", "contiguous"),
+           f"split.policy must be attack-aware or contiguous, got {cfg.split.policy!r}")
+    _check(cfg.split.purge >= 0 and cfg.split.blocks >= 3,
+           f"split.purge must be >= 0 and split.blocks >= 3, got {cfg.split.purge} / {cfg.split.blocks}")
     t = cfg.trainer
     _check(t.max_epochs >= 1, f"trainer.max_epochs must be >= 1, got {t.max_epochs} (0 would report "
            "untrained detectors)")

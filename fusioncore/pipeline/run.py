@@ -25,7 +25,7 @@ from fusioncore.evaluation.report import plot_curves, plot_policy, write_report
 from fusioncore.pipeline.bundle import ComponentSpec, RunBundle
 from fusioncore.pipeline.components import resolve_components
 from fusioncore.pipeline.folder import RunFolder
-from fusioncore.pipeline.preflight import check_splits, print_split_table, split_table
+from fusioncore.pipeline.preflight import check_splits, print_split_table
 from fusioncore.pipeline.run_info import RunInfo
 from fusioncore.pipeline.stages import (
     VAL_SPLIT,
@@ -81,17 +81,18 @@ def run_pipeline(
         with _torch_threads(cfg.threads):
             pl.seed_everything(seed, verbose=False)
             dm = ctx.stage("data", load_data)
-            table = ctx.stage("preflight", lambda _ctx: split_table(dm))
+            table = ctx.stage("preflight", lambda _ctx: dm.split_summary())
             if components.settings.progress:
                 print_split_table(table)
-            check_splits(table, components)
+            split_warnings = check_splits(table, components)
             call_lifecycle(plugins, "fusioncore_run_started", run=info)
             trained = ctx.stage("detectors", train_detectors, dm, seed)
             scores = ctx.stage("predict", score_splits, dm, trained)
             fused = ctx.stage("fusions", fit_fusions, dm, scores, seed)
             thresholds = ctx.stage("thresholds", choose_thresholds, dm, fused)
             report = ctx.stage("evaluate", evaluate, dm, fused, thresholds)
-            report.update(_run_facts(cfg, dm, table, trained, scores, seed))
+            report.update(_run_facts(cfg, dm, trained, scores, seed))
+            report["data"]["warnings"] = split_warnings
             with ctx.timed("plots"):
                 draw_plots(folder.path, dm, fused, components)
             bundle = make_bundle(ctx, dm, trained, fused, thresholds, seed)
@@ -131,13 +132,13 @@ def _mean(values: list) -> float | None:
     return float(np.mean(vals)) if vals else None
 
 
-def _run_facts(cfg: DictConfig, dm: CANDataModule, table, trained, scores: DetectorScores,
+def _run_facts(cfg: DictConfig, dm: CANDataModule, trained, scores: DetectorScores,
                seed: int) -> dict[str, Any]:
     return {
         "dataset": str(cfg.dataset), "detectors": list(cfg.detectors), "fusions": list(cfg.fusions),
         "seed": seed, "fit_split": "fusion",
         "windows": {s: len(dm.splits[s]) for s in dm.splits},
-        "splits": table.to_json(),
+        "data": dm.data_report(),  # skipped rows per file and reason, split policy, split table
         "training": {n: {"seconds": round(t.seconds, 3), "reused": t.reused, "processes": t.processes,
                          "resumed": t.resumed} for n, t in trained.items()},
         "prediction_cache": {"hits": scores.hits, "misses": scores.misses},

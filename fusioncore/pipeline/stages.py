@@ -108,7 +108,8 @@ def load_data(ctx: RunContext) -> CANDataModule:
         dm = CANDataModule(
             files, window=WindowSpec(cfg.window.size, cfg.window.stride),
             shares=(cfg.split.detector, cfg.split.fusion, cfg.split.val),
-            fusion_attacks=list(cfg.split.fusion_attacks), batch_size=int(cfg.batch_size),
+            fusion_attacks=list(cfg.split.fusion_attacks), policy=str(cfg.split.policy),
+            purge=int(cfg.split.purge), blocks=int(cfg.split.blocks), batch_size=int(cfg.batch_size),
             readers=readers, errors=str(cfg.data.errors), progress=ctx.components.settings.progress,
         )
         dm.setup()
