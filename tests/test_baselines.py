@@ -15,12 +15,11 @@ from fusioncore_baselines import (
     SingleDetectorFusion,
     StackingFusion,
     WeightedFusion,
-    auroc_rows,
-    best_mcc_rows,
     simplex_grid,
 )
 
 from fusioncore import ConfigError, FusionData, UnknownComponentError
+from fusioncore.evaluation.metrics import auroc_rows, best_mcc_rows
 
 DETECTORS = ("gat", "vgae")
 

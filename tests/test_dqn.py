@@ -10,7 +10,7 @@ import fusioncore_dqn
 import numpy as np
 import pytest
 import torch
-from fusioncore_baselines import MeanFusion, SingleDetectorFusion, best_mcc_rows
+from fusioncore_baselines import MeanFusion, SingleDetectorFusion
 from fusioncore_dqn import DQNFusion, NotFittedError, asymmetric
 from fusioncore_dqn.actions import simplex_grid
 from fusioncore_dqn.config import DQNConfig
@@ -18,6 +18,7 @@ from fusioncore_dqn.module import DQNModule, FusionTensors, ShuffledBatches, bui
 from fusioncore_dqn.replay import ReplayBuffer, Transitions
 
 from fusioncore import ConfigError, FusionData, UnknownComponentError
+from fusioncore.evaluation.metrics import best_mcc_rows
 
 # Lightning 2.6 on torch 2.13 warns about its own use of torch's pytree API.
 pytestmark = pytest.mark.filterwarnings(

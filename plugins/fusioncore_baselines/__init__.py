@@ -12,22 +12,18 @@ from fusioncore.hookspecs import Register
 from fusioncore.registry import lazy_exports
 
 __all__ = [
-    "BestThreshold",
     "MaxFusion",
     "MeanFusion",
     "NotFittedError",
     "SingleDetectorFusion",
     "StackingFusion",
     "WeightedFusion",
-    "auroc_rows",
-    "best_mcc_rows",
     "simplex_grid",
 ]
 
 _RULES = "fusioncore_baselines.rules"
 __getattr__ = lazy_exports({
     "NotFittedError": "fusioncore_baselines.errors",
-    **dict.fromkeys(("BestThreshold", "auroc_rows", "best_mcc_rows"), "fusioncore_baselines.metrics"),
     **dict.fromkeys(("MaxFusion", "MeanFusion", "SingleDetectorFusion"), _RULES),
     "StackingFusion": "fusioncore_baselines.stacking",
     "WeightedFusion": "fusioncore_baselines.weighted",

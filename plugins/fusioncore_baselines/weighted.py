@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 
 from fusioncore import ConfigError, FusionData, FusionStrategy
+from fusioncore.evaluation.metrics import auroc_rows, best_mcc_rows
 from fusioncore_baselines.errors import NotFittedError
-from fusioncore_baselines.metrics import auroc_rows, best_mcc_rows
 
 __all__ = ["CRITERIA", "WeightedFusion", "simplex_grid"]
 

@@ -20,6 +20,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from fusioncore import RewardFunction
+from fusioncore.evaluation.metrics import mcc_from_counts
 from fusioncore_dqn.config import DQNConfig
 from fusioncore_dqn.replay import ReplayBuffer, Transitions
 
@@ -31,7 +32,6 @@ __all__ = [
     "SequentialBatches",
     "ShuffledBatches",
     "build_q_network",
-    "confusion_mcc",
 ]
 
 
@@ -44,12 +44,6 @@ def build_q_network(in_dim: int, hidden: tuple[int, ...], n_actions: int) -> nn.
         width = h
     layers.append(nn.Linear(width, n_actions))
     return nn.Sequential(*layers)
-
-
-def confusion_mcc(tp: float, tn: float, fp: float, fn: float) -> float:
-    """Matthews correlation coefficient from counts (0 when undefined)."""
-    denom = math.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
-    return 0.0 if denom == 0 else (tp * tn - fp * fn) / denom
 
 
 @attrs.frozen(eq=False)
@@ -132,7 +126,7 @@ class EpochStats:
     train_reward: float  #: mean reward of the actions taken (exploration included)
     epsilon: float  #: exploration rate at the end of the epoch
     val_reward: float | None = None  #: mean reward of the greedy policy
-    val_mcc: float | None = None  #: MCC of the greedy policy at the training threshold
+    val_mcc: float | None = None  #: MCC of the greedy policy at the training threshold (None: one class)
 
 
 class DQNModule(pl.LightningModule):
@@ -302,9 +296,11 @@ class DQNModule(pl.LightningModule):
         reward_sum, tp, tn, fp, fn = self._val.tolist()
         n = tp + tn + fp + fn
         val_reward = reward_sum / max(n, 1.0)
-        val_mcc = confusion_mcc(tp, tn, fp, fn)
-        self._last_val = (val_reward, val_mcc)
-        metrics = {"val_reward": val_reward, "val_mcc": val_mcc}
+        val_mcc = float(mcc_from_counts(tp, fp, tn, fn))  # NaN: the val split holds one class
+        self._last_val = (val_reward, None if math.isnan(val_mcc) else val_mcc)
+        # Early stopping and weight selection need a number (Lightning stops on NaN); one
+        # class gives no evidence either way, so the monitor reads "no skill" (0) there.
+        metrics = {"val_reward": val_reward, "val_mcc": 0.0 if math.isnan(val_mcc) else val_mcc}
         self.log_dict(metrics, prog_bar=True)
         current = metrics[self.config.monitor]
         if current > self.best_metric:
