@@ -78,6 +78,15 @@ def fusioncore_register_formats(register: Register) -> None:
 
 
 @hookspec
+def fusioncore_register_alarms(register: Register) -> None:
+    """Register :class:`~fusioncore.evaluation.alarms.AlarmStage` subclasses (built as ``cls(**params)``).
+
+    An alarm stage turns one stretch of per-window decisions (consecutive
+    windows of one capture, in time order) into alarms: ``alarms(bool[n]) -> bool[n]``.
+    """
+
+
+@hookspec
 def fusioncore_run_started(run: RunInfo) -> None:
     """Called once when ``fusioncore run`` / ``train`` starts, after the config is resolved."""
 

@@ -39,6 +39,7 @@ KINDS: dict[str, str] = {
     "store": "fusioncore_register_stores",
     "dataset": "fusioncore_register_datasets",
     "format": "fusioncore_register_formats",
+    "alarm": "fusioncore_register_alarms",
 }
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
