@@ -21,6 +21,7 @@ from fusioncore_baselines import (
 from fusioncore_diskcache import DiskCacheStore, MemoryStore
 from fusioncore_dqn import DetectorFeaturesEncoder, DQNFusion, ScoresOnlyEncoder, accuracy, asymmetric, cost
 from fusioncore_gat import GATDetector
+from fusioncore_shortcuts import IdSetDetector, TimingDetector
 from fusioncore_vgae import VGAEDetector
 
 from fusioncore import DetectorOutput, FusionStrategy, StateEncoder
@@ -57,6 +58,19 @@ class TestGATContract(DetectorContract):
 
 class TestVGAEContract(DetectorContract):
     detector_cls = VGAEDetector
+
+
+class TestIdSetContract(DetectorContract):
+    detector_cls = IdSetDetector
+
+
+class TestTimingContract(DetectorContract):
+    detector_cls = TimingDetector
+
+
+class TestTimingMeanContract(DetectorContract):
+    detector_cls = TimingDetector
+    params: ClassVar[dict] = {"statistic": "mean"}
 
 
 class TestMeanContract(FusionContract):
@@ -142,6 +156,8 @@ class TestMemoryContract(StoreContract):
 COVERED = {
     ("detector", "gat"),
     ("detector", "vgae"),
+    ("detector", "idset"),
+    ("detector", "timing"),
     *(("fusion", n) for n in ("mean", "max", "single", "weighted", "stacking", "dqn")),
     *(("reward", n) for n in ("asymmetric", "accuracy", "cost")),
     ("state_encoder", "detector-features"),
