@@ -59,3 +59,40 @@ def windows(frames: Frames):
     labels, kinds = window_labels(frames, starts, WINDOW.size)
     return starts, labels, kinds
 
+
+def toy_report(seed: int = 0) -> dict:
+    """A complete report.json of two methods on two toy scenarios, as a run would write it.
+
+    ``a`` is the toy's decisions plus seed-dependent noise; ``b`` scores every
+    window 0.7 (alerts on all windows, constant score). ``test_suppress`` is
+    the toy capture with its labels removed.
+    """
+    from fusioncore_alarms import KOfNAlarms
+
+    from fusioncore.evaluation import EvaluationSettings, attack_types_present, evaluate_scenario
+    from fusioncore.evaluation.report import evaluation_report
+
+    rng = np.random.default_rng(seed)
+    settings = EvaluationSettings(event_gap_s=GAP_S)
+    alarm = KOfNAlarms(2, 3)
+    thresholds = {"a": 0.5, "b": 0.5}
+
+    def evaluate(frames, name, labelled=None):
+        starts, labels, kinds = windows(frames)
+        scores = {"a": DECISIONS * 0.8 + rng.random(len(starts)) * 0.15, "b": np.full(len(starts), 0.7)}
+        return evaluate_scenario(frames, starts, labels, kinds, scores, thresholds, window=WINDOW,
+                                 alarm=alarm, settings=settings, name=name, labelled=labelled)
+
+    scenarios = {"test_known": evaluate(drive(), "test_known"),
+                 "test_suppress": evaluate(drive(events=False), "test_suppress")}
+    validation = evaluate(drive(), "val", labelled=True)
+    kinds = windows(drive())[2]
+    return {
+        "dataset": "synthetic", "detectors": ["a", "b"], "fusions": [], "seed": seed,
+        **evaluation_report(dataset="synthetic", settings=settings, alarm=alarm, scenarios=scenarios,
+                            validation=validation, thresholds=thresholds,
+                            split_attack_types={"fusion": attack_types_present(kinds),
+                                                "val": attack_types_present(kinds)},
+                            protocol={"adapter": None, "warmup_s": 0.0}),
+        "timings": {"evaluate": 0.01},
+    }

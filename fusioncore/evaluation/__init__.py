@@ -6,7 +6,8 @@
 * :mod:`.outcomes` -- detections, time to detect, false alarm episodes;
 * :mod:`.scenario` -- :func:`evaluate_scenario` and :func:`budget_thresholds`, what the pipeline calls;
 * :mod:`.aggregate` -- means over scenarios (undefined left out), worst scenarios, seeds;
-* :mod:`.report` -- report.json / report.md / metrics.csv and plots.
+* :mod:`.report`, :mod:`.tables`, :mod:`.plots` -- report.json / report.md / metrics.csv, the
+  console table, timelines and curves; :mod:`.provenance` -- version, commit, citation.
 
 Definitions are in ``docs/evaluation.md``.
 """
@@ -25,6 +26,7 @@ from fusioncore.evaluation.metrics import (
     recall_at_fpr,
     scenario_metrics,
 )
+from fusioncore.evaluation.provenance import dataset_citation, provenance
 from fusioncore.evaluation.scenario import (
     BudgetThreshold,
     EvaluationSettings,
@@ -50,10 +52,12 @@ __all__ = [
     "best_mcc_threshold",
     "binary_metrics",
     "budget_thresholds",
+    "dataset_citation",
     "evaluate_scenario",
     "find_events",
     "mcc_from_counts",
     "mean_over_scenarios",
+    "provenance",
     "recall_at_fpr",
     "scenario_metrics",
     "worst_scenarios",
