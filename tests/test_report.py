@@ -99,6 +99,8 @@ def test_seeds_aggregate_to_mean_and_spread_and_report_md_shows_it():
     assert agg["scenarios"]["test_suppress"]["a"]["mcc"] is None  # undefined in every seed
     assert agg["scenarios"]["test_known"]["a"]["n_windows"] == 15  # counts the seeds agree on stay counts
     assert agg["scenarios"]["test_known"]["b"]["flags"]["alerts_on_all_windows"] is True
+    reports[1]["scenarios"]["test_known"]["a"]["flags"]["constant_score"] = True
+    assert "constant score (1 of 3 seeds)" in render_markdown(aggregate_seeds(reports))
     md = render_markdown(agg)
     assert "seeds 0, 1, 2 (cells: mean ± std over seeds)" in md
     row = next(line for line in md.splitlines() if line.startswith("| test_known | a |"))
@@ -123,7 +125,7 @@ def test_the_console_table_keeps_scenario_names_whole_at_80_columns():
     text = console.export_text()
     assert all(len(line) <= 80 for line in text.splitlines())
     assert any(line.strip() == long_name for line in text.splitlines())
-    assert "…" not in text and "alerts on" in text
+    assert "…" not in text and "* b: alerts on all windows, constant score" in text
 
 
 def test_provenance_and_citations():

@@ -113,7 +113,8 @@ def _merge(values: list[Any]) -> tuple[Any, Any]:
             mean = int(values[0])  # a count every seed agrees on stays a count
         return mean, {"std": std, "n": n, "values": [None if v is None else float(v) for v in values]}
     if isinstance(first, (bool, np.bool_)):
-        return bool(any(bool(v) for v in values if v is not None)), None
+        held = [float(bool(v)) for v in values if v is not None]
+        return bool(any(held)), {"std": None, "n": len(held), "values": held}
     return first, None
 
 
@@ -122,7 +123,8 @@ def aggregate_seeds(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
     Numbers become their mean over the seeds where they are defined (so
     ``scenarios[s][m]["mcc"]`` reads the mean MCC); flags are true if they
-    held in any seed; everything else comes from the first report.
+    held in any seed (their spread leaf lists the seeds, 1.0 where it held);
+    everything else comes from the first report.
     ``worst_scenario`` is recomputed from the means. ``spread`` mirrors the
     numeric part of the tree with ``{"std", "n", "values"}`` leaves.
     """

@@ -272,11 +272,11 @@ def _validation(report: Mapping[str, Any], view: ReportView) -> list[str]:
         lines += [blocks + ".", ""]
     header = ["method", "threshold", "MCC", "AUROC", "AP", "event recall", "false alarms / h", "note"]
     rows = []
-    for method, record in val.items():
+    for method in val:
         m = view.at("validation", method)
         rows.append([method, view.cell("thresholds", method, kind="threshold"), m.cell("mcc"),
                      m.cell("auroc"), m.cell("ap"), m.cell("events", "recall", kind="share"),
-                     m.cell("alarms", "false_alarms_per_hour", kind="rate"), note(record)])
+                     m.cell("alarms", "false_alarms_per_hour", kind="rate"), note(m)])
     return [*lines, *markdown_table(header, rows, numeric_from=1, left=("note",)), ""]
 
 

@@ -70,27 +70,30 @@ class ReportView:
     seed, ``"undefined"`` for ``None``.
     """
 
-    def __init__(self, report: Mapping[str, Any], base: tuple[str, ...] = ()) -> None:
-        self.report, self.base = report, base
+    def __init__(
+        self, report: Mapping[str, Any], base: tuple[str, ...] = (), score_decimals: int = 4
+    ) -> None:
+        self.report, self.base, self.score_decimals = report, base, score_decimals
         self.spread = report.get("spread") or {}
         self.seeds = [s for s in (report.get("seeds") or []) if s is not None]
 
     def at(self, *keys: str) -> ReportView:
-        return ReportView(self.report, (*self.base, *keys))
+        return ReportView(self.report, (*self.base, *keys), self.score_decimals)
 
     def value(self, *keys: str) -> Any:
         return _get(self.report, (*self.base, *keys))
 
     def cell(self, *keys: str, kind: str = "score") -> str:
         value = self.value(*keys)
-        text = fmt(value, kind)
+        text = fmt(value, kind, self.score_decimals if kind == "score" else None)
         spread = _get(self.spread, (*self.base, *keys))
         if value is None or not isinstance(spread, Mapping) or spread.get("std") is None:
             return text
         if kind == "int" and spread["std"] == 0:
             return text  # a count every seed agrees on
         # the spread at the mean's precision: "650 ± 12", "0.9731 ± 0.0040"
-        std = fmt(spread["std"], kind, None if kind == "threshold" else _decimals(value, kind))
+        digits = self.score_decimals if kind == "score" else _decimals(value, kind)
+        std = fmt(spread["std"], kind, None if kind == "threshold" else digits)
         n, total = spread.get("n", 0), len(spread.get("values") or [])
         return f"{text} ± {std}" + (f" ({n} of {total} seeds)" if n < total else "")
 
@@ -99,14 +102,22 @@ class ReportView:
         return f"{self.cell(*keys, 'detected', kind='int')} of {self.cell(*keys, 'n', kind='int')}"
 
 
-def note(record: Mapping[str, Any] | None) -> str:
-    """What a reader must know before trusting the numbers of one method on one scenario."""
-    flags = (record or {}).get("flags") or {}
+_MARKS = (("alerts_on_all_windows", "alerts on all windows"), ("constant_score", "constant score"))
+
+
+def note(view: ReportView) -> str:
+    """What a reader must know before trusting one method record (a view of it).
+
+    Over several seeds, a mark that held in some seeds only says in how many.
+    """
     marks = []
-    if flags.get("alerts_on_all_windows"):
-        marks.append("alerts on all windows")
-    if flags.get("constant_score"):
-        marks.append("constant score")
+    for flag, text in _MARKS:
+        if not view.value("flags", flag):
+            continue
+        spread = _get(view.spread, (*view.base, "flags", flag))
+        values = spread.get("values") if isinstance(spread, Mapping) else None
+        held = sum(1 for v in values or [] if v)
+        marks.append(text + (f" ({held} of {len(values)} seeds)" if values and held < len(values) else ""))
     return ", ".join(marks)
 
 
@@ -140,7 +151,7 @@ def false_alarms(view: ReportView, scenario: str) -> str:
 def _headline(view: ReportView, scenario: str, method: str) -> list[str]:
     m = view.at("scenarios", scenario, method)
     return [m.cell("mcc"), m.cell("auroc"), event_recall(m), false_alarms(m, scenario),
-            m.cell("events", "ttd_ms", "median", kind="ms"), note(m.value())]
+            m.cell("events", "ttd_ms", "median", kind="ms")]
 
 
 DECISION_HEADER = ("scenario", "method", "MCC", "AUROC", "event recall", "false alarms / h",
@@ -150,8 +161,10 @@ DECISION_HEADER = ("scenario", "method", "MCC", "AUROC", "event recall", "false 
 def decision_rows(report: Mapping[str, Any]) -> list[list[str]]:
     """The opening table: per scenario x method, the five numbers a reader decides from."""
     view = ReportView(report)
-    return [[scenario, method, *_headline(view, scenario, method)]
-            for scenario, methods in (report.get("scenarios") or {}).items() for method in methods]
+    return [
+        [scenario, method, *_headline(view, scenario, method), note(view.at("scenarios", scenario, method))]
+        for scenario, methods in (report.get("scenarios") or {}).items() for method in methods
+    ]
 
 
 def markdown_table(
@@ -167,24 +180,33 @@ def markdown_table(
 def summary_table(report: Mapping[str, Any]) -> Table:
     """The console summary: one block per scenario, titled with its full name (never cut at 80 columns).
 
-    A grid of per-scenario tables, each with method | MCC | AUROC | events |
-    false alarms / h | median TTD (ms) | note; print it with a rich Console.
+    A grid of per-scenario tables (method | MCC | AUROC | event recall | false
+    alarms / h | median time to detect), MCC and AUROC to 3 decimals; methods
+    that alert on every window or score every window alike are marked ``*``
+    and named under their table. Print it with a rich Console.
     """
-    view = ReportView(report)
+    view = ReportView(report, score_decimals=3)
     spread = " (mean ± std over seeds)" if view.spread else ""
     outer = Table.grid(padding=(0, 0))
     outer.add_column()
     title = f"{report.get('dataset', '')}: test scenarios, thresholds from validation{spread}"
     outer.add_row(f"[bold]{title}[/bold]")
     for scenario, methods in (report.get("scenarios") or {}).items():
-        inner = Table(title=scenario, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
-                      title_style="bold")
-        for col in ("method", "MCC", "AUROC", "event recall", "false alarms / h", "median TTD ms", "note"):
-            inner.add_column(col, justify="left" if col in ("method", "note") else "right",
-                             overflow="fold")
-        for method in methods:
-            inner.add_row(method, *_headline(view, scenario, method))
+        notes = {m: text for m in methods if (text := note(view.at("scenarios", scenario, m)))}
+        caption = "; ".join(f"* {m}: {text}" for m, text in notes.items()) or None
+        inner = Table(title=scenario, title_justify="left", title_style="bold", caption=caption,
+                      caption_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+        rows = [[method + (" *" if method in notes else ""), *_headline(view, scenario, method)]
+                for method in methods]
+        inner.add_column("method", overflow="fold")
+        # two-line headers and columns exactly as wide as their numbers: "0.973 ± 0.003" fits in 80
+        for i, col in enumerate(("MCC", "AUROC", "event\nrecall", "false\nalarms / h", "median\nTTD ms"), 1):
+            width = max([len(r[i]) for r in rows] + [len(part) for part in col.split("\n")])
+            inner.add_column(col, justify="right", overflow="fold", min_width=width)
+        for row in rows:
+            inner.add_row(*row)
         outer.add_row(inner)
+        outer.add_row("")
     if unlabelled(report):
         outer.add_row(UNLABELLED_NOTE)
     return outer
