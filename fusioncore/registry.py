@@ -113,6 +113,8 @@ _CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
                 "a DatasetSource instance (name, description, resolve)"),
     "format": (_has("name", "description", "sniff", "read"),
                "a FormatReader instance (name, description, sniff, read)"),
+    "alarm": (_subclass_of("fusioncore.evaluation.alarms", "AlarmStage"),
+              "a fusioncore.evaluation.AlarmStage subclass"),
 }
 
 

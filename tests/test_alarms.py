@@ -65,3 +65,10 @@ def test_alarm_is_a_registry_kind_filled_by_the_bundled_plugin():
     assert reg.names("alarm") == ["k-of-n", "raw"]
     assert reg.get("alarm", "k_of_n") is KOfNAlarms  # names normalise like every kind
     assert reg.component("alarm", "raw").plugin == "alarms"
+
+
+def test_an_alarm_stage_must_be_an_alarm_stage_class():
+    from fusioncore.registry import Registry
+
+    with pytest.raises(PluginError, match="a alarm must be a fusioncore.evaluation.AlarmStage subclass"):
+        Registry().register("alarm", "bad", lambda decisions: decisions, plugin="mine")

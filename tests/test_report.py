@@ -162,3 +162,17 @@ def test_tied_scores_draw_one_curve_whatever_the_row_order(tmp_path):
     plot_curves(tmp_path / "a.png", "s", y, scores)
     plot_curves(tmp_path / "b.png", "s", y[order], {k: v[order] for k, v in scores.items()})
     assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
+
+
+def test_compare_reads_event_and_alarm_headlines(tmp_path):
+    from fusioncore.evaluation.compare import compare_runs, load_reports
+
+    for seed in (0, 1):
+        write_report(tmp_path / f"run{seed}", toy_report(seed))
+    table = compare_runs(load_reports([tmp_path / "run0", tmp_path / "run1"]),
+                         ("mcc", "event_recall", "false_alarms_per_hour"))
+    cells = table.rows[("test_known", "a")]["run0"]
+    known = toy_report(0)["scenarios"]["test_known"]["a"]
+    assert cells == {"mcc": known["mcc"], "event_recall": known["events"]["recall"],
+                     "false_alarms_per_hour": known["alarms"]["false_alarms_per_hour"]}
+    assert table.rows[("mean over scenarios", "a")]["run1"]["event_recall"] is not None

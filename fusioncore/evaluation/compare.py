@@ -15,6 +15,7 @@ from typing import Any
 import attrs
 
 from fusioncore.errors import ConfigError
+from fusioncore.evaluation.aggregate import HEADLINE, metric
 
 __all__ = ["Comparison", "RunReport", "compare_runs", "load_reports"]
 
@@ -83,6 +84,11 @@ def _fmt(value: float | None) -> str:
     return "–" if value is None else f"{value:.4f}"
 
 
+def _value(record: dict[str, Any], key: str) -> float | None:
+    """A flat key of a method record, or a headline metric by name (``event_recall``, ...)."""
+    return record[key] if key in record else metric(record, key) if key in HEADLINE else None
+
+
 def compare_runs(runs: Sequence[RunReport], metrics: Sequence[str] = DEFAULT_METRICS) -> Comparison:
     """One row per (scenario, method) seen in any run; the mean over scenarios comes last."""
     labels = [r.label for r in runs]
@@ -94,5 +100,5 @@ def compare_runs(runs: Sequence[RunReport], metrics: Sequence[str] = DEFAULT_MET
         blocks["mean over scenarios"] = run.report.get("mean_over_scenarios", {})
         for scenario, methods in blocks.items():
             for method, values in methods.items():
-                rows.setdefault((scenario, method), {})[label] = {k: values.get(k) for k in metrics}
+                rows.setdefault((scenario, method), {})[label] = {k: _value(values, k) for k in metrics}
     return Comparison(tuple(labels), tuple(metrics), rows)
