@@ -195,3 +195,37 @@ def test_an_existing_run_is_not_overwritten_without_asking(first_run, capsys):
 def test_resume_needs_an_output_folder(capsys):
     assert main(["train", "--resume"]) == 2
     assert "--resume needs --out" in capsys.readouterr().err
+
+
+def test_the_report_validates_against_its_schema_and_opens_with_the_decision_table(first_run):
+    import jsonschema
+
+    from fusioncore.evaluation.report import report_schema
+
+    out, report = first_run
+    jsonschema.validate(report, report_schema())
+    md = (out / "report.md").read_text()
+    assert "| scenario | method | MCC | AUROC | event recall | false alarms / h |" in md.split("\n\n")[2]
+    assert list(out.glob("timeline_test_01_known_vehicle_known_attack_*.png"))
+    events = report["scenarios"]["test_01_known_vehicle_known_attack"]["dqn"]["events"]
+    assert events["n"] > 0 and 0 <= events["recall"] <= 1
+
+
+def test_several_seeds_share_the_data_and_report_mean_and_spread(env, capsys):
+    import jsonschema
+
+    from fusioncore.evaluation.report import report_schema
+
+    out = env / "seeds"
+    assert main(["run", "--preset", "quick", "--detectors", "gat", "--fusion", "mean", "--seeds", "0,1",
+                 "--out", str(out), "trainer.progress=false"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    jsonschema.validate(report, report_schema())
+    assert report["seeds"] == [0, 1]
+    spread = report["spread"]["scenarios"]["test_01_known_vehicle_known_attack"]["gat"]["mcc"]
+    assert spread["n"] == 2 and len(spread["values"]) == 2
+    assert report["scenarios"]["test_01_known_vehicle_known_attack"]["gat"]["mcc"] == pytest.approx(
+        sum(spread["values"]) / 2)
+    assert "±" in (out / "report.md").read_text()
+    assert "mean ± std over seeds" in capsys.readouterr().out
+    assert report["timings"]["data"] > 0  # read once, not once per seed

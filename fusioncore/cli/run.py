@@ -6,8 +6,6 @@ import argparse
 import time
 from pathlib import Path
 
-from rich.table import Table
-
 from fusioncore.cli import _stdout, command
 from fusioncore.errors import ConfigError
 from fusioncore.pipeline.config import PRESETS, build_run_config
@@ -40,6 +38,9 @@ def _common(p: argparse.ArgumentParser, *, fusion: bool) -> None:
     p.add_argument("--preset", choices=sorted(PRESETS),
                    help="bundle of settings; quick = seconds-long smoke run")
     p.add_argument("--seed", type=int, help="random seed (default 0); same seed, same report on CPU")
+    p.add_argument("--seeds", help="several seeds, e.g. 0,1,2: the whole run per seed (data read once), "
+                   "metrics reported as mean ± std")
+    p.add_argument("--alarm", help="alarm stage: raw (default) or k-of-n (alarm_params.k_of_n.k=3 ...)")
     p.add_argument("--store", help="prediction store (default: diskcache)")
     p.add_argument("--errors", choices=("skip", "raise"),
                    help="malformed capture rows: skip and count them (default) or stop naming the line")
@@ -88,6 +89,13 @@ def _base(args: argparse.Namespace, *, fusion: bool) -> dict:
             base[key] = getattr(args, opt)
     if args.errors is not None:
         base["data"] = {"errors": args.errors}
+    if args.seeds is not None:
+        try:
+            base["seeds"] = [int(x) for x in _names(args.seeds)]
+        except ValueError:
+            raise ConfigError(f"--seeds wants comma-separated integers (0,1,2), got {args.seeds!r}") from None
+    if args.alarm is not None:
+        base["alarm"] = args.alarm
     if fusion and args.encoder:
         base["encoder_name"] = args.encoder
     if fusion and args.reward:
@@ -120,19 +128,10 @@ def _sweep(args: argparse.Namespace, *, fusion: bool, command: str) -> int:
 
 
 def _print_summary(report: dict, out_dir: Path) -> None:
-    table = Table(title=f"{report['dataset']}: test scenarios (threshold from validation)")
-    for col in ("scenario", "method", "MCC", "F1", "AUROC", "AP", "windows", "attack"):
-        table.add_column(col, justify="left" if col in ("scenario", "method") else "right")
-    for scenario, methods in report["scenarios"].items():
-        for i, (method, m) in enumerate(methods.items()):
-            def f(v):
-                return "–" if v is None else f"{v:.4f}"
+    from fusioncore.evaluation.tables import summary_table
 
-            table.add_row(scenario if i == 0 else "", method, f(m["mcc"]), f(m["f1"]), f(m["auroc"]),
-                          f(m["ap"]), str(m["n_windows"]), str(m["n_attack_windows"]),
-                          end_section=i == len(methods) - 1)
     console = _stdout()
-    console.print(table)
+    console.print(summary_table(report))
     cache = report["prediction_cache"]
     total = sum(report["timings"].values())
     console.print(f"prediction store: {cache['hits']} hits, {cache['misses']} misses; "

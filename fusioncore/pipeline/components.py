@@ -54,6 +54,12 @@ class Components:
     reward_params: Mapping[str, Any] = attrs.field(factory=dict)
     fusion_params: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
     store_params: Mapping[str, Any] = attrs.field(factory=dict)
+    alarm: Any = None  #: the alarm stage (fusioncore.evaluation.alarms.AlarmStage)
+    evaluation: Any = None  #: fusioncore.evaluation.EvaluationSettings
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        return tuple(int(s) for s in self.cfg.seeds) or (int(self.cfg.seed),)
 
     def encoder(self) -> Any:
         return build(self.cfg, self.registry, "state_encoder", self.cfg.encoder_name)
@@ -125,9 +131,15 @@ def resolve_components(cfg: DictConfig, registry: Registry) -> Components:
 
         _checked(f"detector {name!r}", lambda f=factory: f(PLACEHOLDER_SCHEMA))
         detectors[name] = DetectorSpec(name, cls, component_params(cfg, "detector", name), factory)
+    from fusioncore.evaluation import EvaluationSettings
+
+    evaluation = _checked("eval", lambda: EvaluationSettings(
+        event_gap_s=cfg.eval.event_gap_s, fpr_levels=tuple(cfg.eval.fpr_levels),
+        max_false_alarms_per_hour=cfg.eval.max_false_alarms_per_hour))
+    alarm = _checked(f"alarm stage {cfg.alarm!r}", lambda: build(cfg, registry, "alarm", cfg.alarm))
     comps = Components(
         cfg=cfg, registry=registry, detectors=detectors, fusion_names=tuple(cfg.fusions), settings=settings,
-        store_params=component_params(cfg, "store", cfg.store),
+        store_params=component_params(cfg, "store", cfg.store), alarm=alarm, evaluation=evaluation,
     )
     if cfg.fusions:
         reward = _checked(f"reward {cfg.reward!r}", comps.reward)

@@ -69,6 +69,7 @@ GROUPS: dict[str, tuple[str, tuple[str, ...]]] = {
     "state_encoder": ("encoder", ()),
     "reward": ("reward_params", ()),
     "store": ("store_params", ("directory",)),
+    "alarm": ("alarm_params", ()),
 }
 
 
@@ -107,6 +108,16 @@ class TrainerConf:
 
 
 @dataclass
+class EvalConf:
+    """How attack events and alarms are counted (docs/evaluation.md)."""
+
+    event_gap_s: float = 1.0  #: attack runs closer than this (capture seconds) are one event
+    fpr_levels: list[float] = field(default_factory=lambda: [1e-3, 1e-2])  #: recall at these FPRs
+    #: thresholds from a false-alarm budget on validation instead of best MCC (None: best MCC)
+    max_false_alarms_per_hour: float | None = None
+
+
+@dataclass
 class DataConf:
     #: a malformed capture row: "skip" (count it, report it) or "raise" (stop, naming the line)
     errors: str = "skip"
@@ -122,7 +133,10 @@ class RunOptions:
     reward: str = "asymmetric"
     store: str = "diskcache"
     store_dir: str | None = None
+    alarm: str = "raw"  #: alarm stage turning per-window decisions into alarms (e.g. k-of-n)
     seed: int = 0
+    #: several seeds: the whole run per seed, data shared, mean +- std reported (empty: just seed)
+    seeds: list[int] = field(default_factory=list)
     batch_size: int = 256
     #: torch CPU threads for training and scoring (None: torch's default)
     threads: int | None = None
@@ -130,6 +144,7 @@ class RunOptions:
     split: SplitConf = field(default_factory=SplitConf)
     trainer: TrainerConf = field(default_factory=TrainerConf)
     data: DataConf = field(default_factory=DataConf)
+    eval: EvalConf = field(default_factory=EvalConf)
 
 
 # ------------------------------------------------------------------ components
@@ -316,6 +331,8 @@ def validate_run_config(cfg: DictConfig, registry: Registry) -> None:
     for name in cfg.fusions:
         registry.component("fusion", name)
     registry.component("store", cfg.store)
+    registry.component("alarm", cfg.alarm)
+    _check(len(set(cfg.seeds)) == len(cfg.seeds), f"seeds must differ, got {list(cfg.seeds)}")
     if cfg.fusions:
         registry.component("state_encoder", cfg.encoder_name)
         registry.component("reward", cfg.reward)

@@ -16,22 +16,24 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from fusioncore.data.datamodule import CANDataModule
-from fusioncore.evaluation import scenario_metrics
-from fusioncore.evaluation.report import plot_curves, plot_policy, write_report
+from fusioncore.evaluation import aggregate_seeds, attack_types_present, evaluate_scenario
+from fusioncore.evaluation.plots import plot_curves, plot_policy, plot_timelines
+from fusioncore.evaluation.report import evaluation_report, write_report
 from fusioncore.pipeline.bundle import ComponentSpec, RunBundle
 from fusioncore.pipeline.components import resolve_components
 from fusioncore.pipeline.folder import RunFolder
 from fusioncore.pipeline.preflight import check_splits, print_split_table
 from fusioncore.pipeline.run_info import RunInfo
 from fusioncore.pipeline.stages import (
+    FIT_SPLIT,
     VAL_SPLIT,
     DetectorScores,
     FittedFusions,
     RunContext,
+    Thresholds,
     call_lifecycle,
     choose_thresholds,
     fit_fusions,
@@ -67,76 +69,92 @@ def run_pipeline(
     cfg: DictConfig, *, out_dir: Path, plugins: Plugins | None = None, command: str = "run",
     overwrite: bool = False,
 ) -> RunResult:
-    """Run every stage of ``cfg`` and publish the run folder at ``out_dir``."""
+    """Run every stage of ``cfg`` (once per seed, sharing the data); publish the run folder at ``out_dir``."""
     import pytorch_lightning as pl
 
     plugins = plugins or get_plugins()
     components = resolve_components(cfg, plugins.registry)  # every name and parameter, before any data
     config = OmegaConf.to_container(cfg, resolve=True)
-    seed = int(cfg.seed)
+    seeds = components.seeds
     with RunFolder.open(out_dir, config, resume=bool(cfg.trainer.resume), overwrite=overwrite) as folder:
         (folder.path / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
         info = RunInfo(command=command, dataset=str(cfg.dataset), out_dir=folder.out, config=config)
         ctx = RunContext(components, plugins, folder.path, info)
         with _torch_threads(cfg.threads):
-            pl.seed_everything(seed, verbose=False)
+            pl.seed_everything(seeds[0], verbose=False)
             dm = ctx.stage("data", load_data)
             table = ctx.stage("preflight", lambda _ctx: dm.split_summary())
             if components.settings.progress:
                 print_split_table(table)
             split_warnings = check_splits(table, components)
             call_lifecycle(plugins, "fusioncore_run_started", run=info)
-            trained = ctx.stage("detectors", train_detectors, dm, seed)
-            scores = ctx.stage("predict", score_splits, dm, trained)
-            fused = ctx.stage("fusions", fit_fusions, dm, scores, seed)
-            thresholds = ctx.stage("thresholds", choose_thresholds, dm, fused)
-            report = ctx.stage("evaluate", evaluate, dm, fused, thresholds)
-            report.update(_run_facts(cfg, dm, trained, scores, seed))
+            # seed-independent work (reading, splitting, the vocabulary) is done once, above
+            runs = [run_seed(ctx, dm, seed) for seed in seeds]
+            first = runs[0]
+            report = first.report if len(runs) == 1 else aggregate_seeds([r.report for r in runs])
             report["data"]["warnings"] = split_warnings
             with ctx.timed("plots"):
-                draw_plots(folder.path, dm, fused, components)
-            bundle = make_bundle(ctx, dm, trained, fused, thresholds, seed)
-            bundle.save(folder.path)
+                draw_plots(folder.path, dm, first, components)
+            make_bundle(ctx, dm, first).save(folder.path)
             report["timings"] = {k: round(v, 3) for k, v in ctx.seconds.items()}
             write_report(folder.path, report)
-        out = folder.commit({"command": command, "dataset": str(cfg.dataset), "seed": seed})
+        out = folder.commit({"command": command, "dataset": str(cfg.dataset), "seeds": list(seeds)})
     call_lifecycle(plugins, "fusioncore_run_finished", run=info, report=report)
     return RunResult(out, report)
 
 
+@attrs.frozen(eq=False)
+class SeedRun:
+    """Everything one seed's pass over the stages produced."""
+
+    seed: int
+    trained: Mapping[str, Any]
+    scores: DetectorScores
+    fused: FittedFusions
+    thresholds: Thresholds
+    tests: Mapping[str, Any]  #: scenario -> ScenarioEvaluation
+    report: dict[str, Any]
+
+
+def run_seed(ctx: RunContext, dm: CANDataModule, seed: int) -> SeedRun:
+    """detectors -> store -> fusions -> thresholds -> evaluation, for one seed."""
+    import pytorch_lightning as pl
+
+    pl.seed_everything(seed, verbose=False)
+    trained = ctx.stage("detectors", train_detectors, dm, seed)
+    scores = ctx.stage("predict", score_splits, dm, trained)
+    fused = ctx.stage("fusions", fit_fusions, dm, scores, seed)
+    thresholds = ctx.stage("thresholds", choose_thresholds, dm, fused)
+    validation, tests = ctx.stage("evaluate", evaluate, dm, fused, thresholds)
+    report = {**_run_facts(ctx.cfg, dm, trained, scores, seed), **evaluation_report(
+        dataset=str(ctx.cfg.dataset), settings=ctx.components.evaluation, alarm=ctx.components.alarm,
+        scenarios=tests, validation=validation, thresholds=thresholds.values, threshold_rule=thresholds.rule,
+        split_attack_types={s: attack_types_present(dm.splits[s].attack_types)
+                            for s in (FIT_SPLIT, VAL_SPLIT)},
+    )}
+    return SeedRun(seed, trained, scores, fused, thresholds, tests, report)
+
+
 # -------------------------------------------------------------- evaluation
-def evaluate(ctx: RunContext, dm: CANDataModule, fused: FittedFusions,
-             thresholds: Mapping[str, float]) -> dict[str, Any]:
-    """Every method on every test scenario (and on the validation block), at its threshold."""
-    val = dm.splits[VAL_SPLIT]
-    report: dict[str, Any] = {
-        "thresholds": dict(thresholds),
-        "validation": {m: scenario_metrics(val.labels, s, val.attack_types, thresholds[m])
-                       for m, s in fused.methods[VAL_SPLIT].items()},
-        "scenarios": {},
-    }
-    for name in dm.test_scenarios:
+def evaluate(ctx: RunContext, dm: CANDataModule, fused: FittedFusions, thresholds: Thresholds):
+    """Every method on the validation block and on every test scenario: window metrics, events, alarms."""
+    comps = ctx.components
+
+    def on(name: str, labelled: bool | None = None):
         split = dm.splits[name]
-        report["scenarios"][name] = {m: scenario_metrics(split.labels, s, split.attack_types, thresholds[m])
-                                     for m, s in fused.methods[name].items()}
-    report["mean_over_scenarios"] = {
-        m: {k: _mean([report["scenarios"][s][m][k] for s in dm.test_scenarios])
-            for k in ("mcc", "auroc", "f1", "ap")}
-        for m in fused.methods[VAL_SPLIT]
-    } if dm.test_scenarios else {}
-    return report
+        return evaluate_scenario(split.frames, split.starts, split.labels, split.attack_types,
+                                 fused.methods[name], thresholds.values, window=dm.window, alarm=comps.alarm,
+                                 settings=comps.evaluation, labelled=labelled, name=name)
 
-
-def _mean(values: list) -> float | None:
-    vals = [v for v in values if v is not None]
-    return float(np.mean(vals)) if vals else None
+    # the validation block is cut from training files, whose unlabelled frames are benign
+    return on(VAL_SPLIT, labelled=True), {name: on(name) for name in dm.test_scenarios}
 
 
 def _run_facts(cfg: DictConfig, dm: CANDataModule, trained, scores: DetectorScores,
                seed: int) -> dict[str, Any]:
     return {
         "dataset": str(cfg.dataset), "detectors": list(cfg.detectors), "fusions": list(cfg.fusions),
-        "seed": seed, "fit_split": "fusion",
+        "seed": seed, "fit_split": FIT_SPLIT,
         "windows": {s: len(dm.splits[s]) for s in dm.splits},
         "data": dm.data_report(),  # skipped rows per file and reason, split policy, split table
         "training": {n: {"seconds": round(t.seconds, 3), "reused": t.reused, "processes": t.processes,
@@ -147,28 +165,32 @@ def _run_facts(cfg: DictConfig, dm: CANDataModule, trained, scores: DetectorScor
 
 
 # ------------------------------------------------------------ artifacts
-def draw_plots(folder: Path, dm: CANDataModule, fused: FittedFusions, components) -> None:
+def draw_plots(folder: Path, dm: CANDataModule, run: SeedRun, components) -> None:
+    """Curves and timelines of every test scenario, and the fusions' policy maps (first seed)."""
     detectors = list(components.detectors)
-    for s in dm.test_scenarios:
-        plot_curves(folder / f"curves_{s}.png", s, dm.splits[s].labels, fused.methods[s])
-    for i, (name, alpha) in enumerate(fused.policies.items()):
+    for name, evaluation in run.tests.items():
+        plot_curves(folder / f"curves_{name}.png", name, dm.splits[name].labels, run.fused.methods[name])
+        plot_timelines(folder, evaluation)
+    for i, (name, alpha) in enumerate(run.fused.policies.items()):
         target = folder / ("policy.png" if i == 0 else f"policy_{name}.png")
-        plot_policy(target, fused.val_data.states, fused.val_data.state_names, alpha,
+        plot_policy(target, run.fused.val_data.states, run.fused.val_data.state_names, alpha,
                     f"{name}: weight on {detectors[-1]} (validation windows)")
 
 
-def make_bundle(ctx: RunContext, dm: CANDataModule, trained, fused: FittedFusions,
-                thresholds: Mapping[str, float], seed: int) -> RunBundle:
-    comps = ctx.components
-    cfg = ctx.cfg
+def make_bundle(ctx: RunContext, dm: CANDataModule, run: SeedRun) -> RunBundle:
+    """What detect needs from this run (the first seed's models when several seeds ran)."""
+    comps, cfg, fused, trained = ctx.components, ctx.cfg, run.fused, run.trained
     has_fusions = bool(fused.fusions)
+    alarm = comps.alarm
     return RunBundle(
         builder=dm.builder, detectors={n: t.model for n, t in trained.items()},
         detector_params={n: dict(t.params) for n, t in trained.items()},
-        calibrators=fused.calibrators, thresholds=thresholds,
-        default_method=next(iter(fused.fusions), next(iter(trained))), seed=seed,
+        calibrators=fused.calibrators, thresholds=dict(run.thresholds.values),
+        default_method=next(iter(fused.fusions), next(iter(trained))), seed=run.seed,
         encoder=fused.encoder,
         encoder_spec=ComponentSpec(str(cfg.encoder_name), comps.encoder_params) if has_fusions else None,
         reward_spec=ComponentSpec(str(cfg.reward), comps.reward_params) if has_fusions else None,
         fusions=fused.fusions, fusion_params={n: comps.fusion_params[n] for n in fused.fusions},
+        sections={"alarm": {"name": str(cfg.alarm), "params": dict(alarm.config())},
+                  "threshold_rule": run.thresholds.rule},
     )

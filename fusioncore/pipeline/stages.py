@@ -38,6 +38,7 @@ __all__ = [
     "DetectorScores",
     "FittedFusions",
     "RunContext",
+    "Thresholds",
     "call_lifecycle",
     "choose_thresholds",
     "fit_fusions",
@@ -225,7 +226,28 @@ def fit_fusions(ctx: RunContext, dm: CANDataModule, scores: DetectorScores, seed
     return FittedFusions(methods, calibrators, encoder, fitted, policies, data[VAL_SPLIT])
 
 
-def choose_thresholds(ctx: RunContext, dm: CANDataModule, fused: FittedFusions) -> dict[str, float]:
-    """Every method's decision threshold: best MCC on the validation block (maximum margin)."""
-    labels = dm.splits[VAL_SPLIT].labels
-    return {m: best_mcc_threshold(labels, s) for m, s in fused.methods[VAL_SPLIT].items()}
+@attrs.frozen
+class Thresholds:
+    """Each method's decision threshold, all chosen on the validation block, and by which rule."""
+
+    values: Mapping[str, float]
+    rule: str
+
+    def summary(self) -> dict[str, Any]:
+        return {"thresholds": dict(self.values), "rule": self.rule}
+
+
+def choose_thresholds(ctx: RunContext, dm: CANDataModule, fused: FittedFusions) -> Thresholds:
+    """Best MCC on the validation block (maximum margin), or the loosest threshold that keeps the
+    validation block within ``eval.max_false_alarms_per_hour`` (through the run's alarm stage)."""
+    from fusioncore.evaluation import budget_thresholds
+
+    val = dm.splits[VAL_SPLIT]
+    scores = fused.methods[VAL_SPLIT]
+    settings = ctx.components.evaluation
+    budget = settings.max_false_alarms_per_hour
+    if budget is None:
+        return Thresholds({m: best_mcc_threshold(val.labels, s) for m, s in scores.items()}, "best MCC")
+    chosen = budget_thresholds(val.frames, val.starts, scores, window=dm.window, alarm=ctx.components.alarm,
+                               budget_per_hour=budget, settings=settings)
+    return Thresholds({m: b.threshold for m, b in chosen.items()}, f"false-alarm budget {budget:g}/h")
