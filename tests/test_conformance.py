@@ -136,11 +136,25 @@ def flip_sqlite_entry(store: DiskCacheStore, key: str) -> None:
     path.write_bytes(bytes(broken))
 
 
+def swap_sqlite_entries(store: DiskCacheStore, first: str, second: str) -> None:
+    """Exchange two rows' stored values (inline bytes or value file), each still a valid entry."""
+    columns = "mode, size, filename, value"
+    with sqlite3.connect(store.directory / "cache.db") as con:
+        rows = {k: con.execute(f"SELECT {columns} FROM Cache WHERE key = ?", (k,)).fetchone()
+                for k in (first, second)}
+        for key, other in ((first, second), (second, first)):
+            con.execute("UPDATE Cache SET mode = ?, size = ?, filename = ?, value = ? WHERE key = ?",
+                        (*rows[other], key))
+
+
 class TestDiskCacheContract(StoreContract):
     store_factory = DiskCacheStore
 
     def corrupt_entry(self, store, key):
         flip_sqlite_entry(store, key)
+
+    def swap_entries(self, store, first, second):
+        swap_sqlite_entries(store, first, second)
 
 
 class TestMemoryContract(StoreContract):
@@ -150,6 +164,9 @@ class TestMemoryContract(StoreContract):
 
     def corrupt_entry(self, store, key):
         store.blobs[key] = store.blobs[key][:-1] + bytes([store.blobs[key][-1] ^ 0xFF])
+
+    def swap_entries(self, store, first, second):
+        store.blobs[first], store.blobs[second] = store.blobs[second], store.blobs[first]
 
 
 #: contract classes above, by (kind, registered name)

@@ -26,7 +26,7 @@ from fusioncore_diskcache import (
     encode_entry,
     store_key,
 )
-from fusioncore_diskcache.entry import FORMAT_MAGIC
+from fusioncore_diskcache.entry import FORMAT_MAGIC, entry_digest
 
 from fusioncore.contracts import PredictionStore
 from fusioncore.plugins import load_plugins
@@ -124,28 +124,48 @@ def test_store_key_rejects_empty_or_non_string_parts(bad):
 
 # ----------------------------------------------------------------- entry format
 def test_entry_format_detects_every_single_byte_flip_in_the_payload():
-    blob = encode_entry(sample_arrays(5))
+    blob = encode_entry(sample_arrays(5), key="k")
     assert blob.startswith(FORMAT_MAGIC)
     rng = np.random.default_rng(1)
     for position in rng.integers(0, len(blob), size=40):
         broken = bytearray(blob)
         broken[position] ^= 0xFF
         with pytest.raises(CorruptEntryError):
-            decode_entry(bytes(broken))
+            decode_entry(bytes(broken), key="k")
     with pytest.raises(CorruptEntryError, match="header"):
-        decode_entry(blob[:10])
+        decode_entry(blob[:10], key="k")
+
+
+def test_entry_checksum_covers_the_key():
+    blob = encode_entry(sample_arrays(5), key="a")
+    assert_same(decode_entry(blob, key="a"), sample_arrays(5))
+    with pytest.raises(CorruptEntryError, match="written under another key"):
+        decode_entry(blob, key="b")
+
+
+def test_entries_of_the_older_format_are_dropped_without_a_warning(caplog):
+    from fusioncore.contracts import arrays_to_npz_bytes
+
+    payload = arrays_to_npz_bytes(sample_arrays(5))
+    store = MemoryStore()
+    store.blobs["k"] = b"fcnpz\x01" + hashlib.sha256(payload).digest() + payload  # format 1: key not hashed
+    with caplog.at_level(logging.INFO, logger=LOGGER):
+        assert store.get("k") is None
+    assert [r.levelno for r in caplog.records] == [logging.INFO]
+    assert "outdated entry k" in caplog.text and "format version 1" in caplog.text
+    assert "k" not in store.blobs
 
 
 def test_object_arrays_and_bad_values_are_refused():
     with pytest.raises(StoreError, match="dtype object"):
-        encode_entry({"x": np.array([{"a": 1}], dtype=object)})
+        encode_entry({"x": np.array([{"a": 1}], dtype=object)}, key="k")
     with pytest.raises(StoreError, match="mapping"):
-        encode_entry([np.zeros(3)])  # type: ignore[arg-type]
+        encode_entry([np.zeros(3)], key="k")  # type: ignore[arg-type]
 
 
-def forged_entry(payload: bytes) -> bytes:
-    """An entry with a *valid* header and checksum around an arbitrary payload."""
-    return FORMAT_MAGIC + hashlib.sha256(payload).digest() + payload
+def forged_entry(payload: bytes, key: str = "k") -> bytes:
+    """An entry with a *valid* header and checksum (for ``key``) around an arbitrary payload."""
+    return FORMAT_MAGIC + entry_digest(key, payload) + payload
 
 
 def test_forged_entries_with_valid_checksums_never_unpickle(tmp_path):
@@ -154,7 +174,7 @@ def test_forged_entries_with_valid_checksums_never_unpickle(tmp_path):
     np.savez(buf, x=np.array([Exploit(marker)], dtype=object), allow_pickle=True)
     for payload in (buf.getvalue(), pickle.dumps(Exploit(marker))):
         with pytest.raises(CorruptEntryError):
-            decode_entry(forged_entry(payload))
+            decode_entry(forged_entry(payload), key="k")
     assert not marker.exists()
 
 

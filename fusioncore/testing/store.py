@@ -11,10 +11,25 @@ Stores are registered as factories ``(directory, **params) -> PredictionStore``:
         def corrupt_entry(self, store, key):
             ...                      # damage the entry's bytes the way a disk fault would
 
-or call :func:`check_store`. A corrupted entry must read as ``None`` (and be
-dropped) so the core recomputes it; without ``corrupt_entry`` that test is
-skipped. ``concurrent = False`` skips the threaded test for a store that is
-not meant to be shared.
+        def swap_entries(self, store, first, second):
+            ...                      # exchange the two entries' stored bytes
+
+or call :func:`check_store`. A store is a cache, so no fault in it may fail
+a run or feed it wrong outputs:
+
+* a corrupted entry reads as ``None`` (and is dropped) so the core recomputes
+  it; without ``corrupt_entry`` that test is skipped;
+* an entry found under another key than the one it was written under (two
+  values swapped, a row copied) reads as ``None`` too -- its checksum must
+  cover the key; without ``swap_entries`` that test is skipped;
+* a persistent store whose files were damaged wholesale (truncated,
+  overwritten, zeroed pages: :func:`fusioncore.testing.faults.damage_files`)
+  opens without an error, never returns wrong arrays, and works again;
+* a persistent store whose directory cannot be written serves the entries it
+  holds, and a ``put`` does not raise.
+
+``concurrent = False`` skips the threaded test for a store that is not meant
+to be shared.
 """
 
 from __future__ import annotations
@@ -30,71 +45,31 @@ import pytest
 
 from fusioncore.contracts import PredictionStore
 from fusioncore.testing.checks import ContractViolation, configured, describe, require
-from fusioncore.testing.data import make_detector_outputs
+from fusioncore.testing.faults import DAMAGE_KINDS
+from fusioncore.testing.store_common import StoreFactory, open_store, sample_entry
+from fusioncore.testing.store_common import same_arrays as _same
+from fusioncore.testing.store_common import store_key_for as _key
+from fusioncore.testing.store_faults import (
+    check_store_damage_recovery,
+    check_store_misfiled_entries,
+    check_store_read_only,
+)
 
 __all__ = [
     "StoreContract",
     "check_store",
     "check_store_concurrency",
     "check_store_corruption",
+    "check_store_damage_recovery",
+    "check_store_misfiled_entries",
     "check_store_missing_keys",
     "check_store_persistence",
+    "check_store_read_only",
     "check_store_refuses_pickle",
     "check_store_round_trip",
     "open_store",
     "sample_entry",
 ]
-
-StoreFactory = Callable[..., Any]
-
-
-def sample_entry(seed: int = 0) -> dict[str, np.ndarray]:
-    """What the core stores (a detector output) plus the awkward cases: bool, empty, non-ASCII names."""
-    outputs, _ = make_detector_outputs(50 + seed, seed=seed)
-    arrays = dict(outputs["beta"].to_arrays())
-    arrays["flags"] = np.arange(7) % 2 == 0
-    arrays["empty"] = np.zeros((0, 3), np.float64)
-    arrays["names"] = np.array(["état", "ß", f"k{seed}"])
-    return arrays
-
-
-def _key(i: int) -> str:
-    return f"{i:064x}"  # the core's keys are sha256 hex digests
-
-
-def open_store(
-    factory: StoreFactory, directory: Path | None, params: Mapping[str, Any] | None = None
-) -> PredictionStore:
-    """``factory(directory, **params)`` as the core calls it, checked to be a store."""
-    try:
-        store = factory(directory, **dict(params or {}))
-    except Exception as exc:
-        raise ContractViolation(
-            f"store factory(directory, **{dict(params or {})}) raised {type(exc).__name__}: {exc}"
-        ) from exc
-    require(
-        isinstance(store, PredictionStore),
-        f"the factory must return a PredictionStore (get, put, keys, delete, clear, close), "
-        f"got {describe(store)}",
-    )
-    return store
-
-
-def _same(got: Mapping[str, np.ndarray] | None, want: Mapping[str, np.ndarray], what: str) -> None:
-    require(got is not None, f"{what}: get() returned None for a key that was put")
-    require(set(got) == set(want), f"{what}: names {sorted(got)} differ from {sorted(want)}")
-    for name, array in want.items():
-        value = np.asarray(got[name])
-        require(
-            value.dtype == array.dtype,
-            f"{what}: round trip changed dtype of {name!r}: {array.dtype} -> {value.dtype}",
-        )
-        require(
-            value.shape == array.shape,
-            f"{what}: round trip changed shape of {name!r}: {array.shape} -> {value.shape}",
-        )
-        require(np.array_equal(value, array), f"{what}: round trip changed the values of {name!r}")
-
 
 def check_store_round_trip(store: PredictionStore) -> None:
     """Arrays come back exactly (dtype, shape, values); put replaces; keys / delete / clear agree."""
@@ -244,8 +219,14 @@ def check_store(
     persistent: bool = True,
     concurrent: bool = True,
     corrupt: Callable[[PredictionStore, str], None] | None = None,
+    swap: Callable[[PredictionStore, str, str], None] | None = None,
+    read_only: bool = True,
 ) -> None:
-    """Every store check in one call; raises :class:`ContractViolation` at the first failure."""
+    """Every store check in one call; raises :class:`ContractViolation` at the first failure.
+
+    The read-only check (persistent stores only; ``read_only=False`` leaves it
+    out) is skipped where the directory cannot be made read-only.
+    """
     params = dict(params or {})
     directory = Path(directory)
     for i, check in enumerate((check_store_missing_keys, check_store_round_trip, check_store_refuses_pickle)):
@@ -260,8 +241,18 @@ def check_store(
             check_store_corruption(store, corrupt)
         finally:
             store.close()
+    if swap is not None:
+        store = open_store(factory, directory / "swap", params)
+        try:
+            check_store_misfiled_entries(store, swap)
+        finally:
+            store.close()
     if persistent:
         check_store_persistence(factory, directory / "persist", params)
+        for how in DAMAGE_KINDS:
+            check_store_damage_recovery(factory, directory / f"damaged-{how}", params, how)
+        if read_only:
+            check_store_read_only(factory, directory / "read-only", params)
     if concurrent:
         check_store_concurrency(factory, directory / "concurrent", params, persistent=persistent)
 
@@ -271,7 +262,8 @@ class StoreContract:
 
     ``persistent`` (default True): entries outlive the store object;
     ``concurrent`` (default True): one store may be shared by threads;
-    override :meth:`corrupt_entry` to test corruption handling.
+    override :meth:`corrupt_entry` to test corruption handling and
+    :meth:`swap_entries` to test that entries are bound to their keys.
     """
 
     store_factory: ClassVar[StoreFactory]
@@ -282,6 +274,10 @@ class StoreContract:
     def corrupt_entry(self, store: PredictionStore, key: str) -> None:
         """Damage the stored bytes of ``key`` (flip a byte of its file, row, ...); override this."""
         pytest.skip("override corrupt_entry(store, key) to test how the store handles damaged entries")
+
+    def swap_entries(self, store: PredictionStore, first: str, second: str) -> None:
+        """Exchange the stored bytes of two entries (their rows, files, ...); override this."""
+        pytest.skip("override swap_entries(store, first, second) to test that entries are bound to keys")
 
     def _factory(self) -> StoreFactory:
         return configured(self, "store_factory", "your store factory")
@@ -303,6 +299,20 @@ class StoreContract:
 
     def test_corrupted_entry_reads_as_none_and_is_dropped(self, store: PredictionStore) -> None:
         check_store_corruption(store, self.corrupt_entry)
+
+    def test_entry_under_another_key_reads_as_none(self, store: PredictionStore) -> None:
+        check_store_misfiled_entries(store, self.swap_entries)
+
+    @pytest.mark.parametrize("how", DAMAGE_KINDS)
+    def test_damaged_store_recovers_by_itself(self, tmp_path: Path, how: str) -> None:
+        if not self.persistent:
+            pytest.skip("persistent = False")
+        check_store_damage_recovery(self._factory(), tmp_path / "store", self.params, how)
+
+    def test_read_only_directory_serves_hits(self, tmp_path: Path) -> None:
+        if not self.persistent:
+            pytest.skip("persistent = False")
+        check_store_read_only(self._factory(), tmp_path / "store", self.params)
 
     def test_entries_persist_across_store_objects(self, tmp_path: Path) -> None:
         if not self.persistent:

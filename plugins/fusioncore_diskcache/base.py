@@ -6,7 +6,7 @@ and ``close``; :class:`EntryStore` turns them into the
 :class:`~fusioncore.contracts.PredictionStore` contract, so the in-memory store
 runs the exact format, checksum and corruption path that the disk store runs.
 
-Corrupted entries are reported with ``logging.warning`` on the
+Corrupted entries (and writes the store had to skip) are reported with ``logging.warning`` on the
 ``fusioncore_diskcache`` logger rather than ``warnings.warn``: a bad entry is
 an expected, recoverable event (the caller recomputes), and a warning would be
 turned into an exception by callers that run with ``-W error``.
@@ -23,7 +23,7 @@ import attrs
 import numpy as np
 
 from fusioncore_diskcache.entry import decode_entry, encode_entry
-from fusioncore_diskcache.errors import CorruptEntryError, StoreError
+from fusioncore_diskcache.errors import CorruptEntryError, StaleEntryError, StoreError
 
 __all__ = ["DEFAULT_SIZE_LIMIT_BYTES", "EntryStore", "StoreStats"]
 
@@ -43,6 +43,7 @@ class StoreStats:
     rejected: int  #: ``put`` calls skipped because the size limit would be exceeded
     entries: int  #: entries in the store now (all processes' writes)
     size_bytes: int  #: bytes the store occupies now
+    unwritten: int = 0  #: ``put`` calls skipped because the store cannot be written (read-only, disk full)
 
     @property
     def hit_rate(self) -> float:
@@ -75,11 +76,19 @@ class EntryStore(abc.ABC):
     with a logged warning and counted in :attr:`StoreStats.rejected`; the
     caller still holds the arrays, so nothing is lost but a later cache hit.
     Space is reclaimed explicitly, between runs, with :meth:`evict`.
+
+    A store that cannot be written (:attr:`read_only`, a full disk) still
+    serves what it holds; each skipped ``put`` is counted in
+    :attr:`StoreStats.unwritten` and the first one is logged.
     """
+
+    #: True when the store serves the entries it holds but cannot store new ones.
+    read_only: bool = False
 
     def __init__(self, *, size_limit_bytes: int = DEFAULT_SIZE_LIMIT_BYTES) -> None:
         self.size_limit_bytes = _check_limit(size_limit_bytes)
-        self._hits = self._misses = self._corrupted = self._rejected = 0
+        self._hits = self._misses = self._corrupted = self._rejected = self._unwritten = 0
+        self._write_warned = False  # one warning about skipped writes per store object
 
     # ------------------------------------------------------------ contract
     def get(self, key: str) -> dict[str, np.ndarray] | None:
@@ -90,10 +99,13 @@ class EntryStore(abc.ABC):
             if blob is None:
                 self._misses += 1
                 return None
-            arrays = decode_entry(blob)
+            arrays = decode_entry(blob, key=key)
         except CorruptEntryError as error:
             self._corrupted += 1
-            logger.warning("%r: dropped corrupted entry %s (%s); it will be recomputed", self, key, error)
+            # an entry of an older format is expected after an upgrade, not a fault
+            level = logging.INFO if isinstance(error, StaleEntryError) else logging.WARNING
+            logger.log(level, "%r: dropped %s entry %s (%s); it will be recomputed", self,
+                       "outdated" if level == logging.INFO else "corrupted", key, error)
             self._remove(key)
             return None
         self._hits += 1
@@ -103,7 +115,10 @@ class EntryStore(abc.ABC):
     def put(self, key: str, arrays: Mapping[str, np.ndarray]) -> None:
         """Store ``arrays`` under ``key`` (replacing any entry), unless the size limit forbids it."""
         check_key(key)
-        blob = encode_entry(arrays)
+        blob = encode_entry(arrays, key=key)
+        if self.read_only:
+            self._skip_write(key, "the store is read-only")
+            return
         # A replaced entry is counted twice here: conservative, never over the limit.
         projected = self._size_bytes() + len(blob)
         if projected > self.size_limit_bytes:
@@ -145,6 +160,14 @@ class EntryStore(abc.ABC):
         needs may go (it would then be recomputed).
         """
 
+    def _skip_write(self, key: str, reason: str) -> None:
+        """Count a ``put`` the store could not carry out; log the first one."""
+        self._unwritten += 1
+        if not self._write_warned:
+            self._write_warned = True
+            logger.warning("%r: not storing %s (%s); entries it cannot store are recomputed by later runs",
+                           self, key, reason)
+
     # -------------------------------------------------------------- extras
     def stats(self) -> StoreStats:
         """Hit / miss / corruption counters of this object and the store's current size."""
@@ -155,6 +178,7 @@ class EntryStore(abc.ABC):
             rejected=self._rejected,
             entries=self._count(),
             size_bytes=self._size_bytes(),
+            unwritten=self._unwritten,
         )
 
     def __contains__(self, key: object) -> bool:

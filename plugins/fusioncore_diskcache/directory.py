@@ -32,7 +32,11 @@ def default_store_directory() -> Path:
 
 
 def ensure_private_directory(path: str | os.PathLike[str]) -> Path:
-    """Create ``path`` (mode 0700) if needed and check that only its owner -- us -- can use it."""
+    """Create ``path`` (mode 0700) if needed and check that only its owner -- us -- can use it.
+
+    Raises :class:`OSError` when it cannot be created, :class:`StoreDirectoryError`
+    when it is unsafe to use.
+    """
     path = Path(path).expanduser().absolute()
     missing = [p for p in (path, *path.parents) if not p.exists()]
     for directory in reversed(missing):
@@ -53,7 +57,14 @@ def ensure_private_directory(path: str | os.PathLike[str]) -> Path:
             )
         mode = stat.S_IMODE(info.st_mode)
         if mode & 0o077:
-            os.chmod(path, _PRIVATE)
+            try:
+                os.chmod(path, _PRIVATE)
+            except OSError as error:
+                raise StoreDirectoryError(
+                    f"prediction store directory {path} is open to other users (mode {mode:03o}) and "
+                    f"cannot be tightened to 0700 ({error.strerror or error}); its entries cannot be "
+                    "trusted. Fix its mode or choose another directory."
+                ) from None
             logger.warning(
                 "prediction store directory %s was open to other users (mode %03o); tightened it to 0700",
                 path,

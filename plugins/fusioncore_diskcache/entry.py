@@ -1,10 +1,17 @@
 """The on-store format of one entry, and the key the core files it under.
 
-An entry is ``MAGIC + sha256(payload) + payload`` where ``payload`` is an
-``.npz`` archive written and read with ``allow_pickle=False``. The checksum
-catches torn or bit-flipped entries; ``allow_pickle=False`` plus the dtype
-check below mean that even an entry forged with a valid checksum can only ever
-yield plain numeric, boolean or string arrays -- nothing in it is executed.
+An entry is ``MAGIC + sha256(key, payload) + payload`` where ``payload`` is
+an ``.npz`` archive written and read with ``allow_pickle=False``. The checksum
+covers the key the entry was written under as well as its bytes, so it catches
+torn or bit-flipped entries *and* entries that sit under the wrong key (two
+values swapped, a row copied or misfiled): such an entry fails verification
+and is recomputed instead of being served as another split's outputs.
+
+The checksum has no secret in it: it guards against faults, not against
+someone who can write the store directory (that is what its 0700 mode is
+for). ``allow_pickle=False`` plus the dtype check below mean that even a
+deliberately forged entry can only ever yield plain numeric, boolean or string
+arrays -- nothing in it is executed.
 """
 
 from __future__ import annotations
@@ -16,12 +23,14 @@ from collections.abc import Mapping
 import numpy as np
 
 from fusioncore.contracts import arrays_to_npz_bytes, npz_bytes_to_arrays
-from fusioncore_diskcache.errors import CorruptEntryError, StoreError
+from fusioncore_diskcache.errors import CorruptEntryError, StaleEntryError, StoreError
 
-__all__ = ["FORMAT_MAGIC", "HEADER_SIZE", "decode_entry", "encode_entry", "store_key"]
+__all__ = ["FORMAT_MAGIC", "HEADER_SIZE", "decode_entry", "encode_entry", "entry_digest", "store_key"]
 
 #: Format name and version; bump the last byte when the layout changes.
-FORMAT_MAGIC = b"fcnpz\x01"
+#: Version 2: the checksum covers the key (version 1 hashed the payload alone).
+FORMAT_MAGIC = b"fcnpz\x02"
+_FORMAT_NAME = FORMAT_MAGIC[:-1]
 _DIGEST_SIZE = hashlib.sha256().digest_size
 HEADER_SIZE = len(FORMAT_MAGIC) + _DIGEST_SIZE
 # An .npz is a zip: a local file header, or the end record alone when empty.
@@ -49,8 +58,21 @@ def store_key(detector_fingerprint: str, data_fingerprint: str, split: str) -> s
     return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
 
 
-def encode_entry(arrays: Mapping[str, np.ndarray]) -> bytes:
-    """Serialise named arrays to an entry (header, checksum, npz); object arrays are refused."""
+def entry_digest(key: str, payload: bytes) -> bytes:
+    """The checksum of an entry: sha256 over the key (length-prefixed) and the payload."""
+    encoded = key.encode("utf-8")
+    return hashlib.sha256(len(encoded).to_bytes(8, "big") + encoded + payload).digest()
+
+
+def _check_entry_key(key: object) -> str:
+    if not isinstance(key, str) or not key:
+        raise StoreError(f"store keys are non-empty strings, got {key!r}")
+    return key
+
+
+def encode_entry(arrays: Mapping[str, np.ndarray], *, key: str) -> bytes:
+    """Serialise named arrays to the entry for ``key`` (header, checksum, npz); object arrays are refused."""
+    _check_entry_key(key)
     if not isinstance(arrays, Mapping):
         raise StoreError(f"a store value is a mapping of name -> array, got {type(arrays).__name__}")
     checked: dict[str, np.ndarray] = {}
@@ -65,18 +87,26 @@ def encode_entry(arrays: Mapping[str, np.ndarray]) -> bytes:
             )
         checked[name] = array
     payload = arrays_to_npz_bytes(checked)
-    return FORMAT_MAGIC + hashlib.sha256(payload).digest() + payload
+    return FORMAT_MAGIC + entry_digest(key, payload) + payload
 
 
-def decode_entry(blob: bytes) -> dict[str, np.ndarray]:
-    """Verify and parse an entry; :class:`CorruptEntryError` says what is wrong with it."""
+def decode_entry(blob: bytes, *, key: str) -> dict[str, np.ndarray]:
+    """Verify the entry read under ``key`` and parse it; :class:`CorruptEntryError` says what is wrong.
+
+    An entry in an older format raises :class:`StaleEntryError` (a
+    :class:`CorruptEntryError`: dropped and recomputed like any other).
+    """
+    _check_entry_key(key)
     if not isinstance(blob, bytes):
         raise CorruptEntryError(f"entry is {type(blob).__name__}, not bytes")
+    if len(blob) >= len(FORMAT_MAGIC) and blob.startswith(_FORMAT_NAME) and not blob.startswith(FORMAT_MAGIC):
+        raise StaleEntryError(f"entry written in format version {blob[len(_FORMAT_NAME)]}, "
+                              f"this store reads version {FORMAT_MAGIC[-1]}")
     if len(blob) < HEADER_SIZE or not blob.startswith(FORMAT_MAGIC):
         raise CorruptEntryError("not a fusioncore prediction entry (bad header)")
     digest, payload = blob[len(FORMAT_MAGIC) : HEADER_SIZE], blob[HEADER_SIZE:]
-    if hashlib.sha256(payload).digest() != digest:
-        raise CorruptEntryError("checksum mismatch")
+    if entry_digest(key, payload) != digest:
+        raise CorruptEntryError("checksum mismatch: damaged, or written under another key")
     if not payload.startswith(_ZIP_PREFIXES):
         raise CorruptEntryError("payload is not an npz archive")
     try:
