@@ -146,7 +146,7 @@ def _store(cached: Path, path: Path, result: ReadResult) -> None:
         "skipped_reasons": dict(result.skipped_reasons), "records": result.records,
         "first_lines": {k: list(v) for k, v in result.first_lines.items()}, "notes": list(result.notes),
     }
-    fd, tmp = tempfile.mkstemp(dir=cached.parent, suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=cached.parent, prefix=f".{cached.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
             np.savez(fh, **arrays, _account=np.asarray(json.dumps(account)), allow_pickle=False)
@@ -166,7 +166,13 @@ def _read_one(
     readers = BUILTIN_FORMATS if readers is None else tuple(readers)
     reader = detect_format(path, readers=readers)
     digest = file_sha256(path)
-    cached = _cache_path(digest, reader, errors)
+    cached = Path()
+    if use_cache:
+        try:
+            cached = _cache_path(digest, reader, errors)
+        except OSError as exc:  # the cache folder cannot be created (read-only file system)
+            _cache_unwritable(exc)
+            use_cache = False
     if use_cache and cached.exists():
         try:
             return _load_cached(cached, path), digest, reader.name
@@ -174,8 +180,22 @@ def _read_one(
             log.warning("ignoring unreadable frame cache %s: %s", cached, exc)
     result = reader.read(path, errors=errors)
     if use_cache:
-        _store(cached, path, result)
+        try:
+            _store(cached, path, result)
+        except OSError as exc:  # read-only or full: this run has the frames, later runs re-parse
+            _cache_unwritable(exc)
     return result, digest, reader.name
+
+
+_unwritable_warned = False
+
+
+def _cache_unwritable(exc: OSError) -> None:
+    global _unwritable_warned
+    if not _unwritable_warned:  # once per process: every file would say the same
+        _unwritable_warned = True
+        log.warning("the frame cache cannot be written (%s); parsed files are not cached",
+                    exc.strerror or exc)
 
 
 def load_files(

@@ -3,9 +3,17 @@
 A trained detector is saved as a plain checkpoint (``state_dict`` + JSON-able
 config) that loads with ``torch.load(weights_only=True)``: loading a
 checkpoint never runs code. Trained detectors are also kept in the cache
-under a key of (detector, config, training-data fingerprint, seed), so a run
-asking for the same detector on the same data reuses it instead of
-retraining.
+under a key of (detector, config, training-data fingerprint, seed, training
+settings), so a run asking for the same detector on the same data reuses it
+instead of retraining; a resumed training is kept out of it.
+
+The cache is written through a unique temporary file renamed into place, so
+concurrent runs never see (or trip over) half a file; each checkpoint holds
+its key, so a file found under another key's name is retrained, not used. A
+cache that cannot be written (read-only, full) still serves what it holds;
+the new checkpoint is skipped with a warning. Outputs read back from the
+prediction store are checked against the split they are for (one row per
+window, in order) before they are used.
 """
 
 from __future__ import annotations
@@ -13,22 +21,34 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import attrs
+import numpy as np
 import pytorch_lightning as pl
 import torch
 
 from fusioncore.contracts import Detector, DetectorOutput, GraphSchema, PredictionStore
 from fusioncore.data.datamodule import CANDataModule
-from fusioncore.errors import ConfigError, PluginError
+from fusioncore.errors import ConfigError
 from fusioncore.paths import cache_dir
-from fusioncore.pipeline.engine import TrainerSettings, make_trainer, quiet_lightning
+from fusioncore.pipeline import distributed
+from fusioncore.pipeline.engine import TrainerSettings, interruptible, quiet_lightning
+from fusioncore.pipeline.training import (
+    FitJob,
+    build_detector,
+    fit_detector,
+    resume_checkpoint,
+    run_worker_job,
+)
 
 __all__ = [
+    "CheckpointKeyError",
     "PredictResult",
     "TrainedDetector",
     "load_detector",
@@ -61,17 +81,11 @@ class PredictResult:
     seconds: float
 
 
-def build_detector(cls: type, name: str, schema: GraphSchema, params: Mapping[str, Any]) -> Detector:
-    try:
-        model = cls(schema, **dict(params))
-    except TypeError as exc:
-        raise ConfigError(f"detector {name!r}: bad parameters {dict(params)}: {exc}") from None
-    if not isinstance(model, Detector):
-        raise PluginError(f"detector {name!r} built a {type(model).__name__}, not a fusioncore.Detector")
-    return model
-
-
-def save_detector(path: Path, model: Detector, name: str, params: Mapping[str, Any], schema: GraphSchema):
+def save_detector(
+    path: Path, model: Detector, name: str, params: Mapping[str, Any], schema: GraphSchema,
+    *, key: str | None = None,
+) -> None:
+    """Write a checkpoint atomically (unique temporary file, then rename); ``key`` binds it to a cache key."""
     path.parent.mkdir(parents=True, exist_ok=True)
     blob = {
         "format": _FORMAT,
@@ -80,16 +94,29 @@ def save_detector(path: Path, model: Detector, name: str, params: Mapping[str, A
         "schema_json": json.dumps(attrs.asdict(schema)),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
     }
-    tmp = path.with_suffix(".tmp")
-    torch.save(blob, tmp)
-    tmp.replace(path)
+    if key is not None:
+        blob["key"] = key
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(blob, fh)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
-def load_detector(path: Path, cls: type) -> tuple[Detector, dict, GraphSchema]:
-    """Load a checkpoint written by :func:`save_detector` (``weights_only=True``: no code runs)."""
+def load_detector(path: Path, cls: type, *, key: str | None = None) -> tuple[Detector, dict, GraphSchema]:
+    """Load a checkpoint written by :func:`save_detector` (``weights_only=True``: no code runs).
+
+    With ``key``, the checkpoint must have been saved under that cache key.
+    """
     blob = torch.load(path, map_location="cpu", weights_only=True)
-    if blob.get("format") != _FORMAT:
-        raise ConfigError(f"{path}: not a fusioncore detector checkpoint (format {blob.get('format')})")
+    if not isinstance(blob, dict) or blob.get("format") != _FORMAT:
+        fmt = blob.get("format") if isinstance(blob, dict) else type(blob).__name__
+        raise ConfigError(f"{path}: not a fusioncore detector checkpoint (format {fmt})")
+    if key is not None and blob.get("key") != key:
+        raise CheckpointKeyError(f"{path.name} was saved under another cache key", stale="key" not in blob)
     params = json.loads(blob["params_json"])
     schema_d = json.loads(blob["schema_json"])
     schema = GraphSchema(**{k: tuple(v) if isinstance(v, list) else v for k, v in schema_d.items()})
@@ -97,6 +124,14 @@ def load_detector(path: Path, cls: type) -> tuple[Detector, dict, GraphSchema]:
     model.load_state_dict(blob["state_dict"])
     model.eval()
     return model, params, schema
+
+
+class CheckpointKeyError(ConfigError):
+    """A checkpoint saved under another cache key (``stale``: by an older fusioncore, with no key)."""
+
+    def __init__(self, message: str, *, stale: bool) -> None:
+        super().__init__(message)
+        self.stale = stale
 
 
 def _reuse_key(name: str, cls: type, params: Mapping, data_fp: str, seed: int, settings: TrainerSettings):
@@ -110,7 +145,47 @@ def _reuse_key(name: str, cls: type, params: Mapping, data_fp: str, seed: int, s
         "patience": settings.patience,
         "limit_train_batches": settings.limit_train_batches,
     }
+    if settings.strategy != "auto" or str(settings.devices) != "1":
+        # several processes train close to, not exactly like, one: keep their weights apart
+        payload["processes"] = f"{settings.strategy}:{settings.devices}"
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _detector_cache() -> Path | None:
+    try:
+        return cache_dir("detectors")
+    except OSError as exc:
+        log.warning("the detector cache cannot be created (%s); trained detectors are not kept for reuse",
+                    exc.strerror or exc)
+        return None
+
+
+def _load_cached(path: Path, cls: type, key: str) -> Detector | None:
+    try:
+        model, _, _ = load_detector(path, cls, key=key)
+        return model
+    except CheckpointKeyError as exc:
+        if exc.stale:
+            log.info("%s was saved by an older fusioncore; retraining", path)
+        else:
+            log.warning("could not reuse %s (%s); retraining", path, exc)
+    except Exception as exc:  # a damaged / foreign checkpoint: retrain, never trust it
+        log.warning("could not reuse %s (%s: %s); retraining", path, type(exc).__name__, exc)
+    return None
+
+
+def _cache_detector(path: Path | None, model: Detector, name: str, params: Mapping[str, Any],
+                    schema: GraphSchema, key: str) -> Path | None:
+    """Keep ``model`` in the reuse cache; the path, or ``None`` when it could not be kept."""
+    if path is None:
+        return None
+    try:
+        save_detector(path, model, name, params, schema, key=key)
+    except OSError as exc:  # read-only or full: this run has the model, later runs retrain
+        log.warning("could not keep trained %s in the detector cache (%s: %s); later runs will retrain it",
+                    name, path.parent, exc.strerror or exc)
+        return None
+    return path
 
 
 def train_or_reuse(
@@ -137,49 +212,39 @@ def train_or_reuse(
     (the run's config does, with hydra-zen); by default ``cls(schema, **params)``.
     The run's :class:`~fusioncore.pipeline.bundle.RunBundle` saves the model
     into the run folder.
+
+    In a DDP worker process this trains the one detector rank 0 launched it
+    for and exits (see :mod:`fusioncore.pipeline.distributed`).
     """
+    build = factory if factory is not None else (lambda schema: build_detector(cls, name, schema, params))
+    job = distributed.worker_job()
+    if job is not None:
+        if name != job["name"]:
+            # rank 0 is past this one (reused or trained); the worker exits at its own
+            # detector, before anything uses this untrained model
+            return TrainedDetector(name, build(dm.schema), dict(params), 0.0, False, None, processes=0)
+        run_worker_job(FitJob.from_json(job), build, params, getattr(cls, "supervised", True), dm)
     key = _reuse_key(name, cls, params, dm.fingerprint("train"), seed, settings)
-    cached = cache_dir("detectors") / f"{name}-{key[:24]}.pt"
-    if reuse and cached.exists():
-        try:
-            model, _, _ = load_detector(cached, cls)
+    cache = _detector_cache()
+    cached = cache / f"{name}-{key[:24]}.pt" if cache is not None else None
+    if reuse and cached is not None and cached.exists():
+        model = _load_cached(cached, cls, key)
+        if model is not None:
             log.info("reusing trained %s from %s", name, cached)
             return TrainedDetector(name, model, dict(params), 0.0, True, cached, processes=0)
-        except Exception as exc:  # a stale / damaged checkpoint: retrain
-            log.warning("could not reuse %s (%s); retraining", cached, exc)
-    pl.seed_everything(seed, workers=True, verbose=False)
-    quiet_lightning()
-    model = factory(dm.schema) if factory is not None else build_detector(cls, name, dm.schema, params)
-    benign_only = not getattr(cls, "supervised", True)
-    train_loader = dm.loader("train", benign_only=benign_only, shuffle=True, seed=seed)
-    val_loader = dm.loader("val", benign_only=benign_only)
-    has_val = len(val_loader) > 0
-    trainer = make_trainer(settings, out_dir, name=name, has_validation=has_val)
+    ckpt_path = resume_checkpoint(out_dir, name, resume)
+    job = FitJob(name=name, params=dict(params), seed=int(seed), data=dm.fingerprint("train"),
+                 settings=attrs.asdict(settings), out_dir=str(out_dir) if out_dir else None,
+                 ckpt_path=ckpt_path)
     start = time.perf_counter()
-    last = Path(out_dir) / "checkpoints" / name / "last.ckpt" if out_dir else None
-    ckpt_path = str(last) if resume and last is not None and last.exists() else None
-    if ckpt_path:
-        log.info("resuming %s from %s", name, ckpt_path)
-    trainer.fit(model, train_dataloaders=train_loader, val_dataloaders=val_loader if has_val else None,
-                ckpt_path=ckpt_path, weights_only=True)
-    if trainer.global_rank != 0:
-        # DDP worker processes exist to train; rank 0 alone goes on to predict and report
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
-        raise SystemExit(0)
-    best = getattr(trainer.checkpoint_callback, "best_model_path", "") if out_dir else ""
-    if best and Path(best).exists():
-        # The best epoch, not the last one; Lightning checkpoints hold only tensors and
-        # plain values, so weights_only loading works.
-        state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
-        model.load_state_dict(state)
-    model.eval()
-    model.calibrate(dm.loader("val" if has_val else "train", benign_only=True))
+    model, processes = fit_detector(job, build,
+                                    getattr(cls, "supervised", True), dm)
     seconds = time.perf_counter() - start
+    kept = None
     if ckpt_path is None:
-        save_detector(cached, model, name, params, dm.schema)
-    return TrainedDetector(name, model, dict(params), seconds, False, None if ckpt_path else cached,
-                           trainer.world_size, resumed=ckpt_path is not None)
+        kept = _cache_detector(cached, model, name, params, dm.schema, key)
+    return TrainedDetector(name, model, dict(params), seconds, False, kept, processes,
+                           resumed=ckpt_path is not None)
 
 
 def prediction_key(detector_fingerprint: str, data_fingerprint: str, split: str) -> str:
@@ -195,16 +260,49 @@ def predict_split(
     settings: TrainerSettings,
 ) -> PredictResult:
     """The detector's output on a split, from the store when it is there."""
+    if distributed.is_ddp_worker():
+        raise RuntimeError("a DDP worker only trains; rank 0 predicts (see fusioncore.pipeline.distributed)")
     key = prediction_key(trained.model.fingerprint(), dm.fingerprint(split), split)
     start = time.perf_counter()
     if store is not None:
         arrays = store.get(key)
         if arrays is not None:
-            return PredictResult(DetectorOutput.from_arrays(arrays), True, time.perf_counter() - start)
+            output, problem = _stored_output(arrays, dm.splits[split].window_ids, trained.model.feature_names)
+            if output is not None:
+                return PredictResult(output, True, time.perf_counter() - start)
+            # a store that lets a misfiled or stale entry through: never use it, recompute
+            log.warning("prediction store entry for %s on %s does not fit that split (%s); recomputing",
+                        trained.name, split, problem)
+            _forget(store, key)
     output = run_detector(trained.model, dm.loader(split), settings)
     if store is not None:
-        store.put(key, output.to_arrays())
+        try:
+            store.put(key, output.to_arrays())
+        except Exception as exc:  # a cache that cannot take the entry must not fail the run
+            log.warning("prediction store could not keep %s on %s (%s: %s); later runs recompute it",
+                        trained.name, split, type(exc).__name__, exc)
     return PredictResult(output, False, time.perf_counter() - start)
+
+
+def _stored_output(arrays: Mapping[str, np.ndarray], window_ids: np.ndarray, feature_names: tuple[str, ...]
+                   ) -> tuple[DetectorOutput | None, str]:
+    """The stored output if it is one for these windows (count, ids in order, features); else why not."""
+    try:
+        output = DetectorOutput.from_arrays(arrays)
+    except Exception as exc:
+        return None, f"unreadable: {type(exc).__name__}: {exc}"
+    if len(output) != len(window_ids) or not np.array_equal(output.window_ids, window_ids):
+        return None, f"{len(output)} windows with other ids, the split has {len(window_ids)}"
+    if tuple(output.feature_names) != tuple(feature_names):
+        return None, f"features {list(output.feature_names)}, the detector gives {list(feature_names)}"
+    return output, ""
+
+
+def _forget(store: PredictionStore, key: str) -> None:
+    try:
+        store.delete(key)
+    except Exception as exc:  # read-only: the entry stays and is refused again next time
+        log.debug("could not delete store entry %s: %s", key, exc)
 
 
 def run_detector(model: Detector, loader, settings: TrainerSettings) -> DetectorOutput:
@@ -219,7 +317,7 @@ def run_detector(model: Detector, loader, settings: TrainerSettings) -> Detector
         enable_model_summary=False,
     )
     model.eval()
-    parts = trainer.predict(model, dataloaders=loader)
+    parts = interruptible(trainer.predict, trainer, model, dataloaders=loader)
     if not parts:
         return DetectorOutput(
             window_ids=[], score=[], features=torch.zeros(0, len(model.feature_names)).numpy(),
