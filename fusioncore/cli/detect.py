@@ -2,10 +2,12 @@
 
 Alerts go to stdout as windows complete (at most ``--alert-rate`` lines a
 second; the rest are counted), one JSON line per window to ``--jsonl``, and a
-summary at the end -- also after Ctrl-C (exit status 130) or a bus that
-closes under us (a one-line error, exit status 2). The inputs themselves (a
-python-can bus, a growing log, a real-time replay) live in
-:mod:`fusioncore.streaming.sources`.
+summary at the end -- also after Ctrl-C (exit status 130), a bus that
+closes under us or a ``--jsonl`` file that cannot be written (a one-line
+error, exit status 2). An input from which not one frame could be read is an
+error too (exit status 2, after the summary says what was skipped). The
+inputs themselves (a python-can bus, a growing log, a real-time replay) live
+in :mod:`fusioncore.streaming.sources`.
 """
 
 from __future__ import annotations
@@ -19,10 +21,25 @@ from pathlib import Path
 from typing import IO
 
 from fusioncore.cli import command
-from fusioncore.errors import ConfigError
+from fusioncore.errors import ConfigError, FormatError, FusionCoreError
 from fusioncore.plugins import get_plugins
 
-__all__ = ["AlertPrinter", "cmd_detect", "parse_bus"]
+__all__ = ["AlertPrinter", "OutputError", "cmd_detect", "parse_bus"]
+
+
+class OutputError(FusionCoreError):
+    """An output (``--jsonl``) that cannot be opened or written."""
+
+
+def _open_jsonl(path: Path | None) -> IO[str] | None:
+    if path is None:
+        return None
+    if str(path) == "-":
+        return sys.stdout
+    try:
+        return open(path, "w")
+    except OSError as exc:
+        raise OutputError(f"--jsonl {path}: cannot write there ({exc.strerror or exc})") from None
 
 
 def parse_bus(spec: str) -> tuple[str, str]:
@@ -129,17 +146,20 @@ def cmd_detect(args: argparse.Namespace) -> int:
         raise ConfigError(f"--input {args.input} is a folder; detect reads one capture file "
                           f"(list a folder's captures with: fusioncore inspect {args.input})")
     system = ScoringSystem.load(args.run, method=args.method)
+    jsonl = _open_jsonl(args.jsonl)
     print(f"detect: {args.run} ({system.method}, threshold {system.threshold:.4f}), window "
           f"{system.window_size} frames, stride {args.stride or system.stride}", file=sys.stderr)
-    jsonl = None if args.jsonl is None else (sys.stdout if str(args.jsonl) == "-" else open(args.jsonl, "w"))
     text = sys.stderr if jsonl is sys.stdout else sys.stdout  # keep stdout pure JSON lines for `--jsonl -`
     alerts = AlertPrinter(args.alert_rate, text)
 
     def on_verdicts(verdicts) -> None:
         rows = verdicts.json_rows()
         if jsonl is not None:
-            jsonl.write("".join(json.dumps(r) + "\n" for r in rows))
-            jsonl.flush()
+            try:
+                jsonl.write("".join(json.dumps(r) + "\n" for r in rows))
+                jsonl.flush()
+            except OSError as exc:  # disk full, a pipe closed: stop, say so, keep the summary
+                raise OutputError(f"--jsonl {args.jsonl}: write failed ({exc.strerror or exc})") from None
         if args.alert_rate > 0:
             for row in rows:
                 if row["alert"]:
@@ -159,11 +179,25 @@ def cmd_detect(args: argparse.Namespace) -> int:
         for cleanup in reversed(cleanups):
             cleanup()
         if jsonl is not None and jsonl is not sys.stdout:
-            jsonl.close()
+            try:
+                jsonl.close()
+            except OSError:  # its last write failed already, and said so
+                pass
     _print_summary(summary, alerts.suppressed, text)
     if summary.error:
         raise BusError(summary.error)
-    return 130 if summary.interrupted else 0
+    if summary.interrupted:
+        return 130
+    if args.input is not None and not summary.frames:
+        skipped = sum(summary.skipped.values())
+        why = (f"all {skipped:,} records were skipped ({_reasons(summary.skipped)})" if skipped
+               else "it holds no CAN frames")
+        raise FormatError(args.input, f"nothing could be read: {why}")
+    return 0
+
+
+def _reasons(skipped) -> str:
+    return ", ".join(f"{n:,} {why}" for why, n in skipped.most_common())
 
 
 def _open_source(args: argparse.Namespace, st, cleanups: list):
@@ -188,7 +222,8 @@ def _open_source(args: argparse.Namespace, st, cleanups: list):
         return st.follow_file(path, reader, idle_exit=args.idle_exit)
     result = read_capture(path, format=args.format, errors=args.errors, readers=readers)
     if args.realtime:
-        source = st.LiveSource(st.realtime_producer(result.frames, speed=args.speed),
+        source = st.LiveSource(st.realtime_producer(result.frames, speed=args.speed,
+                                                    skipped=result.skipped_reasons),
                                max_frames=args.max_backlog)
         cleanups.append(source.close)
         return source

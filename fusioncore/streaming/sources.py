@@ -69,7 +69,15 @@ class FrameChunk:
 
 def file_chunks(frames: Frames, chunk_frames: int = 4096, skipped: Mapping[str, int] | None = None
                 ) -> Iterator[FrameChunk]:
-    """A capture already in memory, handed over ``chunk_frames`` at a time (no pacing)."""
+    """A capture already in memory, handed over ``chunk_frames`` at a time (no pacing).
+
+    ``skipped`` (rows the reader left out) travels with the first chunk; with
+    no frames at all it still arrives, in one empty chunk.
+    """
+    if not len(frames):
+        if skipped:
+            yield FrameChunk(frames, time.perf_counter(), skipped=dict(skipped))
+        return
     for lo in range(0, len(frames), chunk_frames):
         yield FrameChunk(frames[lo:lo + chunk_frames], time.perf_counter(),
                          skipped=dict(skipped or {}) if lo == 0 else {})
@@ -89,13 +97,15 @@ class FrameQueue:
     def put(self, frames: Frames, skipped: Mapping[str, int] | None = None) -> None:
         with self._lock:
             room = max(self.max_frames - self._held, 0)
-            if room < len(frames):
-                self._dropped += len(frames) - room
-                self.dropped += len(frames) - room
-                frames = frames[:room]
+            tail = max(len(frames) - room, 0)  # this chunk's own frames that do not fit
+            frames = frames[: len(frames) - tail]
+            self.dropped += tail
             if not len(frames) and not skipped:
+                self._dropped += tail
                 return
-            gap, self._dropped = self._dropped, 0
+            # the gap reported with these frames is what was lost *before* them; their own
+            # dropped tail comes after them, so it is the gap before the next accepted chunk
+            gap, self._dropped = self._dropped, tail
             self._held += len(frames)
         self._queue.put(FrameChunk(frames, time.perf_counter(), gap, dict(skipped or {})))
 
@@ -165,12 +175,14 @@ class LiveSource:
         self._thread.join(timeout=2.0)
 
 
-def realtime_producer(frames: Frames, *, speed: float = 1.0, tick_s: float = 0.01
+def realtime_producer(frames: Frames, *, speed: float = 1.0, tick_s: float = 0.01,
+                      skipped: Mapping[str, int] | None = None
                       ) -> Callable[[FrameQueue, threading.Event], None]:
     """A producer for :func:`LiveSource` replaying ``frames`` at their recorded pace.
 
     Frames go out in slices of ``tick_s`` recorded seconds, each when its last
     frame is due; timestamps that step back are paced by the running maximum.
+    ``skipped`` (rows the reader left out) goes with the first slice.
     """
     if speed <= 0:
         raise ConfigError(f"replay speed must be > 0, got {speed}")
@@ -181,11 +193,15 @@ def realtime_producer(frames: Frames, *, speed: float = 1.0, tick_s: float = 0.0
 
     def produce(out: FrameQueue, stop: threading.Event) -> None:
         t0 = time.perf_counter()
+        pending = dict(skipped or {})
         for lo, hi in itertools.pairwise(bounds):
             wait = t0 + rel[hi - 1] - time.perf_counter()
             if (wait > 0 and stop.wait(wait)) or stop.is_set():
                 return
-            out.put(frames[lo:hi])
+            out.put(frames[lo:hi], pending)
+            pending = {}
+        if pending:  # no frames at all: the counts still arrive
+            out.put(Frames.empty(), pending)
 
     return produce
 

@@ -28,9 +28,10 @@ import attrs
 import numpy as np
 
 from fusioncore.data.frames import Frames
-from fusioncore.errors import ConfigError
+from fusioncore.errors import ConfigError, FusionCoreError
 from fusioncore.scoring import ScoringSystem, WindowVerdicts
-from fusioncore.streaming.sources import BusError, FrameChunk
+from fusioncore.streaming.latency import LatencyHistogram
+from fusioncore.streaming.sources import FrameChunk
 
 __all__ = ["DetectionSummary", "StreamDetector", "WindowStream", "run_detection"]
 
@@ -138,7 +139,11 @@ class WindowStream:
 # ----------------------------------------------------------------- summary
 @attrs.define
 class DetectionSummary:
-    """What a detection run saw and how fast it went (``latency``: last frame in -> verdict out)."""
+    """What a detection run saw and how fast it went (``latency``: last frame in -> verdict out).
+
+    Latencies are kept as a :class:`~fusioncore.streaming.latency.LatencyHistogram`,
+    so a stream that runs for days holds the same few kilobytes as one that ran a second.
+    """
 
     frames: int = 0
     windows: int = 0
@@ -150,14 +155,14 @@ class DetectionSummary:
     skipped: Counter = attrs.field(factory=Counter)
     seconds: float = 0.0
     scoring_seconds: float = 0.0
-    latencies: list[np.ndarray] = attrs.field(factory=list, repr=False)
+    latency: LatencyHistogram = attrs.field(factory=LatencyHistogram, repr=False)
     interrupted: bool = False
     error: str | None = None
 
     def latency_ms(self, q: float) -> float | None:
-        if not self.latencies or not sum(len(a) for a in self.latencies):
-            return None
-        return float(np.percentile(np.concatenate(self.latencies), q) * 1e3)
+        """The ``q``-th percentile latency in milliseconds (within 1 %), ``None`` before any window."""
+        value = self.latency.percentile(q)
+        return None if value is None else value * 1e3
 
     def rate(self, count: int) -> float | None:
         """``count`` per second of wall time (``None`` before any time has passed)."""
@@ -226,7 +231,7 @@ class StreamDetector:
             done = time.perf_counter()
             self.stream.compact()
             s.scoring_seconds += done - start
-            s.latencies.append(np.maximum(done - arrival, 0.0))
+            s.latency.add(np.maximum(done - arrival, 0.0))
             s.windows += len(verdicts)
             s.alerts += int(np.count_nonzero(verdicts.alert))
             self.on_verdicts(verdicts)
@@ -241,7 +246,9 @@ def run_detection(system: ScoringSystem, chunks: Iterable[FrameChunk | list[Fram
     buffered whole and its windows scored together.
 
     ``KeyboardInterrupt`` sets ``summary.interrupted``; a :class:`BusError` from
-    the source sets ``summary.error``. Either way what arrived before is scored.
+    the source (or any :class:`~fusioncore.errors.FusionCoreError` from the source
+    or from ``on_verdicts``, e.g. an output that cannot be written) sets
+    ``summary.error``. Either way what arrived before is scored.
     """
     detector = StreamDetector(system, on_verdicts, stride=stride, max_batch=max_batch)
     start = time.perf_counter()
@@ -252,7 +259,7 @@ def run_detection(system: ScoringSystem, chunks: Iterable[FrameChunk | list[Fram
             detector.score_pending()
     except KeyboardInterrupt:
         detector.summary.interrupted = True
-    except BusError as exc:
+    except FusionCoreError as exc:  # a bus that failed, an output that cannot be written
         detector.summary.error = str(exc)
     finally:
         close = getattr(chunks, "close", None)
