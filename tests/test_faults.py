@@ -220,6 +220,24 @@ def test_ctrl_c_during_training_says_interrupted_and_exits_130(env, capsys, monk
     assert _train(env / "after")["training"]["gat"]["reused"] is False
 
 
+def test_ctrl_c_in_a_plugins_own_trainer_also_exits_130(env, capsys, monkeypatch):
+    """The DQN fusion trains with a Trainer of its own: the CLI still sees the interrupt."""
+    from fusioncore_dqn.module import DQNModule
+
+    original = DQNModule.training_step
+
+    def interrupted(self, batch, batch_idx):
+        os.kill(os.getpid(), signal.SIGINT)
+        return original(self, batch, batch_idx)
+
+    monkeypatch.setattr(DQNModule, "training_step", interrupted)
+    argv = ["run", "--preset", "quick", "--out", str(env / "dqn"), "trainer.progress=false"]
+    assert main(argv) == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "interrupted"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert not (env / "dqn").exists()  # no run folder from an interrupted run
+
+
 # ------------------------------------------------------------- distributed
 def _cli_run(out: Path, cache: Path, *extra: str) -> dict:
     env = {**os.environ, "FUSIONCORE_CACHE_DIR": str(cache), "OMP_NUM_THREADS": "1"}

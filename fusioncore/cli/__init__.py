@@ -9,9 +9,12 @@ with status 2; anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 import warnings
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from rich.console import Console
 
@@ -91,18 +94,52 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     previous = warnings.showwarning
     warnings.showwarning = _show_warning
+    sigint = _SigintWatch()
     try:
-        if args.strict_plugins:
-            reset_plugins(load_plugins(strict=True))
-        return args._run(args)
+        with sigint:
+            if args.strict_plugins:
+                reset_plugins(load_plugins(strict=True))
+            return args._run(args)
     except FusionCoreError as exc:
         _stderr().print(f"[red]error:[/red] {exc}", highlight=False)
         return 2
     except KeyboardInterrupt:
         _stderr().print("interrupted")
         return 130
+    except SystemExit:
+        if not sigint.seen:
+            raise
+        # Lightning turns Ctrl-C inside Trainer.fit into sys.exit(1) (a plugin's own
+        # trainer, e.g. a learned fusion's); it was an interrupt all the same
+        _stderr().print("interrupted")
+        return 130
     finally:
         warnings.showwarning = previous
+
+
+class _SigintWatch:
+    """Notes whether SIGINT arrived while a command ran; Ctrl-C still raises KeyboardInterrupt."""
+
+    def __init__(self) -> None:
+        self.seen = False
+        self._previous: Any = None
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.seen = True
+        previous = self._previous
+        if callable(previous):
+            previous(signum, frame)
+        elif previous != signal.SIG_IGN:
+            raise KeyboardInterrupt
+
+    def __enter__(self) -> _SigintWatch:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        if threading.current_thread() is threading.main_thread() and self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
 
 
 def _register_optional_commands() -> None:
