@@ -281,8 +281,8 @@ def test_ddp_trains_both_detectors_and_matches_one_process(env):
     batch, so with window-mean losses the averaged gradient is the batch
     gradient up to float32 rounding (GAT: 2e-7 relative, measured). VGAE also
     samples its latent per node, and a rank draws its own noise for its half,
-    so VGAE trains on other noise: AUROC / AP within 0.02 (measured: 0.0023), GAT within 0.002
-    (measured: 0.00013).
+    so VGAE trains on other noise: AUROC / AP within 0.02 (measured: 0.0054), GAT within 0.002
+    (measured: 1e-4).
     """
     single = _cli_run(env / "single", env / "cache-single")
     ddp = _cli_run(env / "ddp", env / "cache-ddp", "--strategy", "ddp", "--devices", "2")
