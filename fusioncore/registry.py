@@ -124,7 +124,7 @@ def check_component(kind: str, name: str, obj: Any, plugin: str) -> None:
     if not check(obj):
         shown = type(obj).__name__ if not inspect.isclass(obj) else f"class {obj.__qualname__}"
         raise PluginError(f"plugin {plugin!r} registered {kind} {name!r} as {shown} ({obj!r:.60}); "
-                          f"a {kind} must be {what}")
+                          f"{'an' if kind[0] in 'aeiou' else 'a'} {kind} must be {what}")
 
 
 def normalise_name(name: str) -> str:
