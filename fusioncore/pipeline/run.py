@@ -24,6 +24,7 @@ from fusioncore.evaluation.plots import plot_curves, plot_policy, plot_timelines
 from fusioncore.evaluation.report import evaluation_report, write_report
 from fusioncore.pipeline.bundle import ComponentSpec, RunBundle
 from fusioncore.pipeline.components import resolve_components
+from fusioncore.pipeline.distributed import is_ddp_worker
 from fusioncore.pipeline.folder import RunFolder
 from fusioncore.pipeline.preflight import check_splits, print_split_table
 from fusioncore.pipeline.run_info import RunInfo
@@ -76,18 +77,22 @@ def run_pipeline(
     components = resolve_components(cfg, plugins.registry)  # every name and parameter, before any data
     config = OmegaConf.to_container(cfg, resolve=True)
     seeds = components.seeds
+    # a DDP worker re-runs this command only to train with rank 0: it writes and announces nothing
+    worker = is_ddp_worker()
     with RunFolder.open(out_dir, config, resume=bool(cfg.trainer.resume), overwrite=overwrite) as folder:
-        (folder.path / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+        if not worker:
+            (folder.path / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
         info = RunInfo(command=command, dataset=str(cfg.dataset), out_dir=folder.out, config=config)
-        ctx = RunContext(components, plugins, folder.path, info)
+        ctx = RunContext(components, plugins, folder.path, info, observed=not worker)
         with _torch_threads(cfg.threads):
             pl.seed_everything(seeds[0], verbose=False)
             dm = ctx.stage("data", load_data)
             table = ctx.stage("preflight", lambda _ctx: dm.split_summary())
-            if components.settings.progress:
+            if components.settings.progress and not worker:
                 print_split_table(table)
             split_warnings = check_splits(table, components)
-            call_lifecycle(plugins, "fusioncore_run_started", run=info)
+            if not worker:
+                call_lifecycle(plugins, "fusioncore_run_started", run=info)
             # seed-independent work (reading, splitting, the vocabulary) is done once, above
             runs = [run_seed(ctx, dm, seed) for seed in seeds]
             first = runs[0]

@@ -70,6 +70,7 @@ class RunContext:
     plugins: Plugins
     folder: Path  #: the run's staging folder (see fusioncore.pipeline.folder)
     info: RunInfo
+    observed: bool = True  #: False in a DDP worker: no lifecycle hooks fire there
     seconds: dict[str, float] = attrs.field(factory=dict)
 
     @property
@@ -91,8 +92,9 @@ class RunContext:
         result = func(self, *args, **kwargs)
         seconds = time.perf_counter() - start
         summary = result.summary() if hasattr(result, "summary") else {}
-        call_lifecycle(self.plugins, "fusioncore_stage_finished", run=self.info, stage=name,
-                       seconds=seconds, summary=summary)
+        if self.observed:
+            call_lifecycle(self.plugins, "fusioncore_stage_finished", run=self.info, stage=name,
+                           seconds=seconds, summary=summary)
         return result
 
 
