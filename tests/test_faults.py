@@ -392,3 +392,15 @@ def test_detect_jsonl_that_cannot_be_written_is_one_line_exit_2(trained_run, tmp
         assert main(["detect", "--run", str(trained_run), "--input", str(capture),
                      "--jsonl", str(target)]) == 2
         _one_line_error(capsys, f"--jsonl {target}: {needle}")
+
+
+def test_a_read_only_cache_without_the_synthetic_dataset_is_one_line(tmp_path, capsys):
+    with redirected_dirs(tmp_path / "ro") as root:
+        cache = root / "cache"
+        cache.mkdir(parents=True)
+        with read_only_directory(cache):
+            assert main(["run", "--preset", "quick", "--out", str(tmp_path / "out"),
+                         "trainer.progress=false"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "cannot generate the synthetic dataset" in err and "FUSIONCORE_CACHE_DIR" in err
+    assert len(err.splitlines()) == 1

@@ -12,6 +12,7 @@ import attrs
 
 from fusioncore.contracts import DatasetFiles
 from fusioncore.data.catalog import CANTrainAndTestDataset, builtin_datasets
+from fusioncore.errors import DatasetNotFoundError
 from fusioncore.hookspecs import hookimpl
 from fusioncore.paths import cache_dir
 
@@ -47,8 +48,14 @@ class SyntheticDataset:
         from fusioncore.data.synthetic import ensure_synthetic
 
         target = self.location(data_root)
-        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        folder = ensure_synthetic(target, seed=self.seed)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            folder = ensure_synthetic(target, seed=self.seed)
+        except OSError as exc:  # a read-only or full cache that does not hold it yet
+            raise DatasetNotFoundError(
+                f"cannot generate the {self.name} dataset into {target}: {exc.strerror or exc}; "
+                "point FUSIONCORE_CACHE_DIR at a writable folder"
+            ) from None
         return CANTrainAndTestDataset(self.name, self.description).resolve(folder.parent)
 
 
