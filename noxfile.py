@@ -27,9 +27,12 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def bench(session: nox.Session) -> None:
-    """Speed-up and throughput benchmarks (docs/benchmarks.md): JSON + summary in benchmarks/results/.
+    """Benchmarks (docs/benchmarks.md): one JSON per run and its summary in benchmarks/results/.
 
-    ``nox -s bench -- --quick`` runs a few-minute version; other arguments go to pytest, e.g.
+    ``nox -s bench`` runs full sizes (refused on a tree with uncommitted changes);
+    ``-- --quick`` a few-minute version; ``-- --baseline efc4daf`` adds the side-by-side
+    against that commit (checked out into a temporary folder, installed into its own
+    virtualenv). Other arguments go to pytest, e.g. ``-- -k graph`` or
     ``-- --benchmark-compare`` to compare with the previous saved run.
     """
     from datetime import datetime, timezone
@@ -43,4 +46,5 @@ def bench(session: nox.Session) -> None:
         "--benchmark-storage=file://benchmarks/results/history", f"--benchmark-save={stamp}",
         *session.posargs,
     )
+    # summary.md for a full run, summary-quick.md (not committed) for a quick one
     session.run("python", "-m", "benchmarks.summarize", results)

@@ -104,36 +104,52 @@ def _assert_same(columns: dict[str, np.ndarray], frames: Frames) -> None:
     np.testing.assert_allclose(columns["timestamp"], frames.timestamp, rtol=0, atol=1e-6)
 
 
+PANDAS, PYTHON_CAN, FUSIONCORE = "pandas + per-row hex", "python-can LogReader", "fusioncore read_capture"
+
+
+def _tags(files: IngestFiles, sizes: BenchSizes) -> dict:
+    n = len(files.frames)
+    return dict(
+        comparison=COMPARISON, items=n, unit="frames",
+        work=f"the same {n:,} frames of the largest test capture from disk into columns "
+             "(timestamp, ID, DLC, 8 payload bytes)",
+        note="" if sizes.ingest_rows is None else f"the capture's first {n:,} rows",
+    )
+
+
 def test_fusioncore_csv(benchmark, ingest_files, source, sizes):
-    n = len(ingest_files.frames)
-    describe(benchmark, comparison=COMPARISON, case=CSV_CASE, variant="fusioncore read_capture",
-             role="fast", items=n, unit="frames", source=source)
+    describe(benchmark, case=CSV_CASE, variant=FUSIONCORE, source=source, baselines=[PANDAS, PYTHON_CAN],
+             does="read_capture on the can-train-and-test CSV (vectorised parse; no column cache)",
+             **_tags(ingest_files, sizes))
     result = benchmark.pedantic(read_capture, args=(ingest_files.csv,), rounds=sizes.rounds,
                                 warmup_rounds=1)
-    assert len(result.frames) == n and result.skipped == 0
+    assert len(result.frames) == len(ingest_files.frames) and result.skipped == 0
 
 
 def test_pandas_per_row(benchmark, ingest_files, source, sizes):
-    describe(benchmark, comparison=COMPARISON, case=CSV_CASE, variant="pandas + per-row hex",
-             role="baseline", items=len(ingest_files.frames), unit="frames", source=source)
+    describe(benchmark, case=CSV_CASE, variant=PANDAS, source=source,
+             does="pandas.read_csv of the same CSV, then int(x, 16) per ID and bytes.fromhex per payload "
+                  "(the predecessor's way)",
+             **_tags(ingest_files, sizes))
     columns = benchmark.pedantic(pandas_per_row, args=(ingest_files.csv,), rounds=sizes.slow_rounds)
     _assert_same(columns, ingest_files.frames)
     np.testing.assert_array_equal(columns["label"], ingest_files.frames.label)
 
 
 def test_python_can_logreader(benchmark, ingest_files, source, sizes):
-    # the same frames as the CSV, so it is compared with both fusioncore readers
-    describe(benchmark, comparison=COMPARISON, case=LOG_CASE, variant="python-can LogReader (candump log)",
-             role="baseline", items=len(ingest_files.frames), unit="frames", source=source,
-             pairs_with=[CSV_CASE, LOG_CASE])
+    # python-can cannot read the CSV: it reads the same frames written as a candump log
+    describe(benchmark, case=LOG_CASE, variant=PYTHON_CAN, source=source,
+             does="can.LogReader over the same frames as a candump -L log, one Message per frame, "
+                  "gathered into columns",
+             **_tags(ingest_files, sizes))
     columns = benchmark.pedantic(python_can_log, args=(ingest_files.log,), rounds=sizes.slow_rounds)
     _assert_same(columns, ingest_files.frames)
 
 
 def test_fusioncore_candump(benchmark, ingest_files, source, sizes):
-    n = len(ingest_files.frames)
-    describe(benchmark, comparison=COMPARISON, case=LOG_CASE, variant="fusioncore read_capture",
-             role="fast", items=n, unit="frames", source=source)
+    describe(benchmark, case=LOG_CASE, variant=f"{FUSIONCORE} (candump)", source=source,
+             baselines=[PYTHON_CAN], does="read_capture on that candump log (fusioncore's own reader)",
+             **_tags(ingest_files, sizes))
     result = benchmark.pedantic(read_capture, args=(ingest_files.log,), rounds=sizes.rounds,
                                 warmup_rounds=1)
     _assert_same(_columns(result.frames), ingest_files.frames)

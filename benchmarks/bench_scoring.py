@@ -1,16 +1,15 @@
-"""Comparison 4: frames on disk -> a fused verdict per window (vgae + gat + dqn).
+"""End-to-end scoring (frames on disk -> a fused verdict per window) and single-window latency.
 
 Scoring runs through ``fusioncore.scoring.ScoringSystem`` (what ``fusioncore
-detect`` uses) built from the session's trained objects. One call covers the
-whole path: read the capture (``read_capture``), cut windows, then score
-them B at a time as a stream would deliver them (B = 1, 64, 1024; each
-``score`` call gets B windows). Batch size 1 runs on fewer windows; all are
-reported as frames/s and windows/s, and the summary compares each batch size
-with B = 1.
+detect`` uses: vgae + gat + dqn) built from the session's trained objects.
+One call covers the whole path: read the capture (``read_capture``), cut
+windows, then score them B at a time as a stream would deliver them. Every
+batch size scores the same windows (as many as B = 1 finishes in a round),
+so B = 1 is measured on the same work as the others, never scaled.
 
-Latency: single-window ``score`` calls on frames already in memory, one call
-per round, with one torch thread and with all of them; p50 and p99 of those
-rounds go into ``extra_info``.
+Latency: single-window ``score`` calls on frames already in memory, one
+call per round, with one torch thread (``fusioncore detect``'s default) and
+with all of them; p50 and p99 of those rounds go into ``extra_info``.
 """
 
 from __future__ import annotations
@@ -28,32 +27,26 @@ from fusioncore.data.formats import read_capture
 from fusioncore.data.windows import window_starts
 from fusioncore.scoring import ScoringSystem, WindowVerdicts
 
-from .common import BenchSizes, describe
+from .common import BenchSizes, describe, sizes_for
 from .system import DataSource, TrainedSystem
 
 COMPARISON = "end-to-end scoring"
 CASE = "frames on disk -> verdicts"
-BATCH_SIZES = (1, 64, 1024)
+BATCH_SIZES = (1, 64, 256, 1024)
 
 
-@attrs.frozen(eq=False)
-class Captures:
-    """The first rows of the test capture as temp CSVs: one per window count scored."""
-
-    by_windows: dict[int, Path]
+def write_first_windows(capture: Path, windows: int, size: int, path: Path) -> Path:
+    """The first ``windows`` windows' rows of a can-train-and-test CSV, header included."""
+    with capture.open() as src, path.open("w") as dst:
+        dst.writelines(itertools.islice(src, windows * size + 1))
+    return path
 
 
 @pytest.fixture(scope="module")
-def captures(source: DataSource, system: TrainedSystem, sizes: BenchSizes, tmp_path_factory) -> Captures:
+def capture(source: DataSource, system: TrainedSystem, sizes: BenchSizes, tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("scoring")
-    size = system.scorer.window_size
-    paths = {}
-    for windows in {sizes.scoring_windows, sizes.scoring_single_windows}:
-        path = folder / f"first-{windows}-windows.csv"
-        with source.capture.open() as src, path.open("w") as dst:
-            dst.writelines(itertools.islice(src, windows * size + 1))  # header + rows
-        paths[windows] = path
-    return Captures(paths)
+    return write_first_windows(source.capture, sizes.scoring_windows, system.scorer.window_size,
+                               folder / f"first-{sizes.scoring_windows}-windows.csv")
 
 
 def score_file(system: ScoringSystem, path: Path, batch_size: int) -> WindowVerdicts:
@@ -65,16 +58,27 @@ def score_file(system: ScoringSystem, path: Path, batch_size: int) -> WindowVerd
     )
 
 
-@pytest.mark.parametrize("batch_size", BATCH_SIZES, ids=lambda b: f"B{b}")
-def test_scoring_throughput(benchmark, batch_size, system, captures, source, sizes):
-    windows = sizes.scoring_single_windows if batch_size == 1 else sizes.scoring_windows
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "batch_size" in metafunc.fixturenames:
+        windows = sizes_for(metafunc.config).scoring_windows
+        # a batch size above the window count would repeat the largest one that fits
+        chosen = [b for b in BATCH_SIZES if b <= windows] or [1]
+        metafunc.parametrize("batch_size", chosen, ids=lambda b: f"B{b}")
+
+
+def test_scoring_throughput(benchmark, batch_size, system, capture, source, sizes):
+    windows = sizes.scoring_windows
     scorer = attrs.evolve(system.scorer, batch_size=batch_size)
     describe(benchmark, comparison=COMPARISON, case=CASE, variant=f"batch size {batch_size}",
-             role="baseline" if batch_size == 1 else "fast", items=windows * scorer.window_size,
+             does=f"read_capture, window_starts, then ScoringSystem.score on {batch_size} window(s) per call "
+                  f"({torch.get_num_threads()} torch thread(s))",
+             baselines=[] if batch_size == 1 else ["batch size 1"], items=windows * scorer.window_size,
              unit="frames", source=source, windows=windows, batch_size=batch_size,
-             scale=sizes.scoring_windows / windows)
+             work=f"the first {windows:,} windows of the largest test capture, from disk to fused verdicts "
+                  "(vgae + gat + dqn)",
+             note="windows limited so batch size 1 finishes a round")
     verdicts = benchmark.pedantic(
-        score_file, args=(scorer, captures.by_windows[windows], batch_size),
+        score_file, args=(scorer, capture, batch_size),
         # a warm-up round only when there are rounds to spare: each one reads and scores a file
         rounds=sizes.scoring_rounds, warmup_rounds=min(1, sizes.scoring_rounds - 1),
     )
@@ -91,13 +95,15 @@ def torch_threads(request) -> Iterator[int]:
     torch.set_num_threads(before)
 
 
-def test_single_window_latency(benchmark, torch_threads, system, captures, source, sizes):
-    frames = read_capture(captures.by_windows[sizes.scoring_single_windows]).frames
+def test_single_window_latency(benchmark, torch_threads, system, capture, source, sizes):
+    frames = read_capture(capture).frames
     scorer = attrs.evolve(system.scorer, batch_size=1)
     starts = window_starts(frames, scorer.builder.spec)
     describe(benchmark, comparison="latency", case="one window per call (frames in memory)",
-             variant=f"ScoringSystem.score, {torch_threads} torch thread(s)", role="fast", items=1,
-             unit="windows", source=source)
+             variant=f"ScoringSystem.score, {torch_threads} torch thread(s)", items=1, unit="windows",
+             does="score one window already in memory: graph, both detectors, calibration, state, DQN",
+             work="single-window calls, one per round", source=source, threads=torch_threads,
+             detect_default=torch_threads == 1)
     windows = itertools.cycle(starts)
 
     def next_window():

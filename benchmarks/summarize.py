@@ -1,78 +1,52 @@
-"""Write ``benchmarks/results/summary.md`` from a pytest-benchmark JSON file.
+"""Write ``benchmarks/results/summary.md`` from the JSON of one benchmark run.
 
-One row per comparison: the fast variant's and the baseline's median times,
-their ratio and both rates, then the project's targets (met or missed, with
-the measured figure), single-window latency, and the machine the numbers
-come from. A baseline timed on a smaller sample is scaled to the fast
-variant's work (``extra_info["scale"]``) and marked as extrapolated.
+Sections: the run's stamp (commit, clean or not, machine, threads, load
+before and after; warnings first), every comparison on equal work (both
+variants' medians with min–max and rounds, what each does, the ratio), every
+measurement's rate, single-window latency, `fusioncore run` split by stage,
+detector training throughput, the side-by-side against a baseline commit
+when the run had one, and the project's targets. Nothing is extrapolated:
+a pair whose variants did different amounts of work is refused.
 
 Usage::
 
     python -m benchmarks.summarize [RESULTS.json] [--out benchmarks/results/summary.md]
 
-Without a file, the newest ``benchmarks/results/*.json`` is used.
+Without a file, the newest ``benchmarks/results/*.json`` is used. A full run's summary is
+``summary.md`` (committed); a quick or smoke run's goes to ``summary-quick.md`` /
+``summary-smoke.md`` (git-ignored), so it never replaces the stamped figures.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import attrs
 
+from .results_file import Measurement, Pair, Run, SummaryError, load, pairs
+from .summary_sections import (
+    fmt_rate,
+    fmt_seconds,
+    side_section,
+    stage_section,
+    stamp_section,
+    training_section,
+)
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
-__all__ = ["Measurement", "Pair", "Target", "load", "main", "pairs", "render"]
-
-
-@attrs.frozen
-class Measurement:
-    """One benchmark's median and the tags it recorded (see benchmarks/common.py)."""
-
-    comparison: str
-    case: str
-    variant: str
-    role: str
-    median: float  #: seconds per call
-    rounds: int
-    items: float  #: work per call, in ``unit``
-    unit: str
-    scale: float  #: factor to the fast variant's work (baselines on a smaller sample)
-    pairs_with: tuple[str, ...]
-    extra: dict[str, Any] = attrs.field(factory=dict, eq=False)
-
-    @property
-    def rate(self) -> float:
-        return self.items / self.median if self.median > 0 else float("nan")
-
-    @property
-    def scaled_median(self) -> float:
-        return self.median * self.scale
-
-
-@attrs.frozen
-class Pair:
-    comparison: str
-    case: str
-    fast: Measurement
-    baseline: Measurement
-
-    @property
-    def ratio(self) -> float:
-        """How many times faster the fast variant is, on equal work."""
-        return self.baseline.scaled_median / self.fast.median if self.fast.median > 0 else float("nan")
+__all__ = ["TARGETS", "Target", "main", "render"]
 
 
 @attrs.frozen
 class Target:
-    """A figure the project promises, and how to read it from the measurements."""
+    """A figure the project promises (issue 6), and how to read it from the measurements."""
 
     label: str
-    measure: Callable[[list[Measurement], list[Pair]], float | None]  #: None: not measured
+    measure: Callable[[list[Measurement]], float | None]  #: None: not measured
     limit: float
     higher_is_better: bool
     fmt: Callable[[float], str]
@@ -81,183 +55,131 @@ class Target:
         return value >= self.limit if self.higher_is_better else value <= self.limit
 
 
-class SummaryError(Exception):
-    """The results file is missing or is not a fusioncore benchmark run."""
-
-
-def load(path: Path) -> tuple[dict[str, Any], list[Measurement]]:
-    try:
-        doc = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise SummaryError(f"cannot read benchmark results {path}: {exc}") from None
-    found = []
-    for bench in doc.get("benchmarks", []):
-        info, stats = bench.get("extra_info", {}), bench.get("stats")
-        if "comparison" not in info or not stats:
-            continue
-        found.append(
-            Measurement(
-                comparison=info["comparison"], case=info["case"], variant=info["variant"],
-                role=info["role"], median=float(stats["median"]), rounds=int(stats["rounds"]),
-                items=float(info["items"]), unit=info["unit"], scale=float(info.get("scale", 1.0)),
-                pairs_with=tuple(info.get("pairs_with") or (info["case"],)), extra=info,
-            )
-        )
-    if not found:
-        raise SummaryError(f"{path} holds no fusioncore benchmarks (was it run with --benchmark-disable?)")
-    return doc, found
-
-
-def pairs(measurements: Sequence[Measurement]) -> list[Pair]:
-    """Every baseline against the fast variant of each case it pairs with, in run order."""
-    out = []
-    for fast in (m for m in measurements if m.role == "fast"):
-        for base in measurements:
-            same = base.comparison == fast.comparison and fast.case in base.pairs_with
-            if base.role == "baseline" and same:
-                out.append(Pair(fast.comparison, fast.case, fast, base))
-    return out
-
-
-def _seconds(s: float) -> str:
-    if s >= 1:
-        return f"{s:.2f} s"
-    return f"{s * 1e3:.2f} ms" if s >= 1e-3 else f"{s * 1e6:.1f} µs"
-
-
-def _rate(r: float, unit: str) -> str:
-    for scale, suffix in ((1e6, " M"), (1e3, " k")):
-        if r >= scale:
-            return f"{r / scale:.2f}{suffix} {unit}/s"
-    return f"{r:.1f} {unit}/s"
-
-
-def _find(ms: Sequence[Measurement], comparison: str, variant: str | None = None) -> list[Measurement]:
-    return [m for m in ms if m.comparison == comparison and m.role == "fast"
-            and (variant is None or m.variant == variant)]
-
-
-Measure = Callable[[list[Measurement], list[Pair]], "float | None"]
-
-
-def _ratio_of(comparison: str, case: str) -> Measure:
-    def measure(_ms, ps):
-        found = [p.ratio for p in ps if p.comparison == comparison and p.case == case]
-        return min(found) if found else None
-    return measure
-
-
-def _best_rate(comparison: str, case: str | None = None) -> Measure:
-    def measure(ms, _ps):
-        found = [m.rate for m in _find(ms, comparison) if case is None or m.case == case]
+def _best_rate(comparison: str, case: str | None = None) -> Callable[[list[Measurement]], float | None]:
+    def measure(ms: list[Measurement]) -> float | None:
+        found = [m.rate for m in ms if m.comparison == comparison and m.baselines
+                 and (case is None or m.case == case)]
         return max(found) if found else None
     return measure
 
 
-def _p99(ms, _ps) -> float | None:
-    """The best configuration's p99 (the latency rows list every configuration)."""
-    found = [m.extra["p99_ms"] for m in _find(ms, "latency") if "p99_ms" in m.extra]
-    return min(found) if found else None
+def _p99_detect_default(ms: list[Measurement]) -> float | None:
+    """p99 at one torch thread, `fusioncore detect`'s default (never the best of several settings)."""
+    found = [m.extra["p99_ms"] for m in ms if m.comparison == "latency" and m.extra.get("detect_default")
+             and "p99_ms" in m.extra]
+    return found[0] if found else None
 
 
 TARGETS = (
-    Target("prediction cache speed-up at E = 50", _ratio_of("prediction cache", "E=50"), 20, True,
-           lambda v: f"{v:.1f}x"),
-    Target("ingest, can-train-and-test CSV -> Frames",
+    Target("ingest, can-train-and-test CSV -> columns",
            _best_rate("ingest", "can-train-and-test CSV -> columns"), 2e6, True,
-           lambda v: _rate(v, "frames")),
-    Target("graph building, 1024-window batches", _best_rate("graph building"), 1e6, True,
-           lambda v: _rate(v, "frames")),
+           lambda v: fmt_rate(v, "frames")),
+    Target("graph building, batched builder", _best_rate("graph building"), 1e6, True,
+           lambda v: fmt_rate(v, "frames")),
     Target("end-to-end scoring, best batch size", _best_rate("end-to-end scoring"), 250e3, True,
-           lambda v: _rate(v, "frames")),
-    Target("p99 latency per window, batch size 1 (best thread setting)", _p99, 5.0, False,
+           lambda v: fmt_rate(v, "frames")),
+    Target("p99 latency per window, batch size 1, 1 torch thread", _p99_detect_default, 5.0, False,
            lambda v: f"{v:.2f} ms"),
 )
 
 
-def render(doc: dict[str, Any], ms: list[Measurement]) -> str:
-    machine = doc.get("machine_info", {})
-    ours = machine.get("fusioncore", {})
-    commit = doc.get("commit_info", {})
-    ps = pairs(ms)
-    lines = [
-        "# Benchmark summary",
-        "",
-        f"Run {doc.get('datetime', '?')}, commit `{str(commit.get('id', '?'))[:10]}`"
-        + (" (uncommitted changes)" if commit.get("dirty") else "")
-        + f", mode **{ours.get('mode', '?')}**, data: **{ours.get('data_source', '?')}**.",
-        "Written by `benchmarks/summarize.py` from the pytest-benchmark JSON of that run; "
-        "see docs/benchmarks.md for how to read it.",
-        "",
-        "## Comparisons (median times on equal work; ratio = baseline / fast)",
-        "",
-        "| comparison | case | fast variant | median | baseline | median | ratio | fast rate "
-        "| baseline rate |",
-        "|---|---|---|---:|---|---:|---:|---:|---:|",
-    ]
-    for p in ps:
-        base_median = _seconds(p.baseline.scaled_median)
-        if p.baseline.scale != 1:
-            b = p.baseline
-            base_median += f" (extrapolated x{b.scale:g} from {b.items:g} {b.unit})"
-        lines.append(
-            f"| {p.comparison} | {p.case} | {p.fast.variant} | {_seconds(p.fast.median)} | "
-            f"{p.baseline.variant} | {base_median} | **{p.ratio:.1f}x** | "
-            f"{_rate(p.fast.rate, p.fast.unit)} | {_rate(p.baseline.rate, p.baseline.unit)} |"
-        )
-    lines += ["", "## Throughput of each variant", "",
-              "| comparison | case | variant | median | rounds | rate | windows/s |",
-              "|---|---|---|---:|---:|---:|---:|"]
+def _timing(m: Measurement) -> str:
+    if m.rounds == 1:
+        return f"{fmt_seconds(m.median)}, 1 round"
+    return f"{fmt_seconds(m.median)} ({fmt_seconds(m.min)}–{fmt_seconds(m.max)}), {m.rounds} rounds"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def comparison_section(ps: Sequence[Pair]) -> list[str]:
+    """One table per comparison: the work every variant does, then each pair with what both sides do."""
+    lines = ["## Comparisons on equal work", "",
+             "In each table every variant does the same work, on the same input and machine, in this run; "
+             "times are medians (min–max) over the rounds; ratio = slower median / faster median. "
+             "Nothing is extrapolated.", ""]
+    for comparison in dict.fromkeys(p.fast.comparison for p in ps):
+        mine = [p for p in ps if p.fast.comparison == comparison]
+        lines.append(f"### {comparison}")
+        lines.append("")
+        for work in dict.fromkeys((p.fast.work, p.fast.note) for p in mine):
+            lines.append(f"Work: {work[0]}." + (f" *{work[1]}.*" if work[1] else ""))
+        lines += ["", "| faster | what it does | time | slower | what it does | time | ratio |",
+                  "|---|---|---:|---|---|---:|---:|"]
+        for p in mine:
+            fast, slow = p.fast, p.slow
+            lines.append(f"| {fast.variant} | {_cell(fast.does)} | {_timing(fast)} | {slow.variant} | "
+                         f"{_cell(slow.does)} | {_timing(slow)} | **{p.ratio:.1f}x** |")
+        lines.append("")
+    return lines
+
+
+def rates_section(ms: Sequence[Measurement]) -> list[str]:
+    lines = ["## Every measurement", "",
+             "| comparison | case | variant | median | min | max | rounds | rate | windows/s |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|"]
     for m in ms:
         windows = m.extra.get("windows")
-        per_window = f"{windows / m.median:,.0f}" if windows and m.unit == "frames" else ""
-        lines.append(f"| {m.comparison} | {m.case} | {m.variant} | {_seconds(m.median)} | {m.rounds} | "
-                     f"{_rate(m.rate, m.unit)} | {per_window} |")
-    lines += ["", "## Latency (one window per call, frames in memory)", ""]
-    for m in _find(ms, "latency"):
-        if "p50_ms" in m.extra:
+        per_window = f"{windows / m.median:,.0f}" if isinstance(windows, int) and m.unit == "frames" else ""
+        rate = "" if m.unit == "runs" else fmt_rate(m.rate, m.unit)
+        lines.append(f"| {m.comparison} | {m.case} | {m.variant} | {fmt_seconds(m.median)} | "
+                     f"{fmt_seconds(m.min)} | {fmt_seconds(m.max)} | {m.rounds} | {rate} | {per_window} |")
+    latency = [m for m in ms if m.comparison == "latency" and "p50_ms" in m.extra]
+    if latency:
+        lines += ["", "## Latency (one window per call, frames in memory)", ""]
+        for m in latency:
             lines.append(f"- {m.variant}: p50 {m.extra['p50_ms']:.2f} ms, p99 {m.extra['p99_ms']:.2f} ms "
                          f"over {m.rounds} calls")
-    lines += ["", "## Targets", "", "| target | goal | measured | met |", "|---|---:|---:|---|"]
+    return [*lines, ""]
+
+
+def targets_section(ms: list[Measurement]) -> list[str]:
+    lines = ["## Targets", "", "| target | goal | measured | met |", "|---|---:|---:|---|"]
     for t in TARGETS:
-        value = t.measure(ms, ps)
+        value = t.measure(ms)
         goal = ("≥ " if t.higher_is_better else "≤ ") + t.fmt(t.limit)
         if value is None:
             shown, met = "not measured", "-"
         else:
             shown, met = t.fmt(value), "yes" if t.met(value) else "**no**"
         lines.append(f"| {t.label} | {goal} | {shown} | {met} |")
-    lines += [
-        "", "## Machine", "",
-        "| | |", "|---|---|",
-        f"| CPU | {ours.get('cpu_model', machine.get('cpu', {}).get('brand_raw', '?'))} |",
-        f"| cores | {ours.get('cores', '?')} (torch threads: {ours.get('torch_threads', '?')}) |",
-        f"| accelerator | {ours.get('accelerator', '?')} |",
-        f"| python | {machine.get('python_implementation', '')} {machine.get('python_version', '?')} |",
-        f"| torch / torch-geometric / numpy | {ours.get('torch', '?')} / {ours.get('torch_geometric', '?')}"
-        f" / {ours.get('numpy', '?')} |",
-        f"| load average at the end (1 / 5 / 15 min) | {ours.get('load_average', '?')} |",
-        f"| data source | {ours.get('data_source', '?')} |",
-        "",
+    return [*lines, ""]
+
+
+def render(run: Run) -> str:
+    ms = run.measurements
+    lines = [
+        *stamp_section(run.stamp),
+        *comparison_section(pairs(ms)),
+        *stage_section(ms),
+        *training_section(ms),
+        *side_section(run.side_by_side),
+        *rates_section(ms),
+        *targets_section(ms),
     ]
-    return "\n".join(lines)
+    return "\n".join(lines).rstrip() + "\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("results", nargs="?", type=Path, help="pytest-benchmark JSON (default: newest)")
-    parser.add_argument("--out", type=Path, default=RESULTS / "summary.md")
+    parser.add_argument("results", nargs="?", type=Path, help="the run's JSON (default: the newest)")
+    parser.add_argument("--out", type=Path, help="default: benchmarks/results/summary.md for a full "
+                        "run, summary-MODE.md otherwise")
     args = parser.parse_args(argv)
     path = args.results or max(RESULTS.glob("*.json"), key=lambda p: p.stat().st_mtime, default=None)
     try:
         if path is None:
             raise SummaryError(f"no benchmark results in {RESULTS}; run `nox -s bench` first")
-        doc, ms = load(path)
+        run = load(path)
+        text = render(run)
     except SummaryError as exc:
         print(f"summarize: {exc}", file=sys.stderr)
         return 2
-    args.out.write_text(render(doc, ms))
-    print(f"summary of {path} written to {args.out}")
+    mode = run.stamp.get("mode", "full")
+    out = args.out or RESULTS / ("summary.md" if mode == "full" else f"summary-{mode}.md")
+    out.write_text(text)
+    print(f"summary of {path} written to {out}")
     return 0
 
 
