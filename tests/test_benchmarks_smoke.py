@@ -37,7 +37,8 @@ def _run(*args: str, cwd: Path = REPO, timeout: int = 900) -> subprocess.Complet
     return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
-@pytest.mark.slow  # ~60 s of CPU (detector training, four `fusioncore` commands); 2-3 min on a busy 2-core box
+# ~60 s of CPU (detector training, four `fusioncore` commands); 2-3 min on a busy 2-core box
+@pytest.mark.slow
 def test_every_benchmark_runs_once(tmp_path):
     proc = _run("-m", "pytest", "benchmarks", "--smoke", "--benchmark-disable", "-q",
                 "-p", "no:cacheprovider", f"--basetemp={tmp_path / 'bench'}")
@@ -69,13 +70,15 @@ def test_side_by_side_runs_and_is_summarised(tmp_path, shared_data):
     assert proc.returncode == 0, proc.stderr
     text = summary.read_text()
     assert "## Side by side: this tree vs baseline" in text
-    assert re.search(r"\| full `fusioncore run`, wall time \| [\d.]+ s \| [\d.]+ s \| \*\*[\d.]+x\*\* \|", text)
+    row = r"\| full `fusioncore run`, wall time \| [\d.]+ s \| [\d.]+ s \| \*\*[\d.]+x\*\* \|"
+    assert re.search(row, text)
 
 
 # ------------------------------------------------------------------ summary
 def _bench(comparison, variant, median, items, unit, *, baselines=(), case="c", **extra) -> dict:
     info = dict(comparison=comparison, case=case, variant=variant, does=f"{variant} does it",
-                work=f"{comparison} work", items=items, unit=unit, baselines=list(baselines), note="", **extra)
+                work=f"{comparison} work", items=items, unit=unit, baselines=list(baselines), note="",
+                **extra)
     stats = {"median": median, "min": median * 0.9, "max": median * 1.2, "rounds": 3}
     return {"name": variant, "extra_info": info, "stats": stats}
 
@@ -123,8 +126,9 @@ def test_summary_pairs_equal_work_and_states_both_sides(tmp_path):
             "rows": [{**_bench("prediction store", "warm", 0, 1, "runs", baselines=["cold"])["extra_info"],
                       "times": [10.0, 12.0, 11.0], "stages": {"data": [1.0, 1.0, 1.0]},
                       "outside_stages": [5.0, 5.0, 5.0], "store": {"hits": [4], "misses": [0]}},
-                     {**_bench("prediction store", "cold", 0, 1, "runs")["extra_info"], "times": [33.0, 30.0, 36.0],
-                      "stages": {"data": [2.0, 2.0, 2.0]}, "outside_stages": [5.0, 5.0, 5.0],
+                     {**_bench("prediction store", "cold", 0, 1, "runs")["extra_info"],
+                      "times": [33.0, 30.0, 36.0], "stages": {"data": [2.0, 2.0, 2.0]},
+                      "outside_stages": [5.0, 5.0, 5.0],
                       "store": {"hits": [0], "misses": [4]}}],
             "side_by_side": {
                 "sides": {"this tree": {"rounds": _side_rounds(50.0, 4.0)},
@@ -140,16 +144,18 @@ def test_summary_pairs_equal_work_and_states_both_sides(tmp_path):
     assert proc.returncode == 0, proc.stderr
     text = out.read_text()
     # every pair states what both sides do, with min-max and rounds, and only an unscaled ratio
-    assert ("| batched | batched does it | 100.00 ms (90.00 ms–120.00 ms), 3 rounds | pandas | pandas does it | "
-            "5.00 s (4.50 s–6.00 s), 3 rounds | **50.0x** |") in text
-    assert "| warm | warm does it | 11.00 s (10.00 s–12.00 s), 3 rounds | cold |" in text and "**3.0x**" in text
+    assert ("| batched | batched does it | 100.00 ms (90.00 ms–120.00 ms), 3 rounds | pandas | "
+            "pandas does it | 5.00 s (4.50 s–6.00 s), 3 rounds | **50.0x** |") in text
+    assert "| warm | warm does it | 11.00 s (10.00 s–12.00 s), 3 rounds | cold |" in text
+    assert "**3.0x**" in text
     assert "extrapolated x" not in text
     # stamp: commit, clean, machine, threads, load before and after
     assert "`abcdef1234567` (branch `main`; on main: yes; clean tree: yes)" in text
     assert "Test CPU, 2 cores (2 usable), 8.0 GiB" in text and "OMP_NUM_THREADS=1" in text
     assert "before 0.10 / 0.20 / 0.30; after 0.40 / 0.30 / 0.30" in text and "NOT QUOTABLE" not in text
     # the stage split of the CLI runs
-    assert "| data | 1.00 s | 2.00 s |" in text and "| **whole command** | **11.00 s** | **33.00 s** |" in text
+    assert "| data | 1.00 s | 2.00 s |" in text
+    assert "| **whole command** | **11.00 s** | **33.00 s** |" in text
     # p99 target read at detect's default thread count, never the best of several settings
     assert "| p99 latency per window, batch size 1, 1 torch thread | ≤ 5.00 ms | 7.50 ms | **no** |" in text
     # side by side: speed-ups of this tree, against issue 17's targets
