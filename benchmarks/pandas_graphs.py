@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 from torch_geometric.data import Batch, Data
 
-from fusioncore.data.frames import Frames
+from fusioncore.data.frames import FLAG_FD, Frames
 from fusioncore.data.graph_features import EDGE_FEATURES, NODE_FEATURES
 from fusioncore.data.graphs import WindowGraphBuilder
 
@@ -37,6 +37,7 @@ def capture_frame(frames: Frames) -> pd.DataFrame:
     table.insert(0, "t", frames.timestamp)
     table.insert(1, "can_id", frames.can_id.astype(np.int64))
     table.insert(2, "dlc", frames.dlc.astype(np.int64))
+    table["fd"] = ((frames.flags & FLAG_FD) > 0).astype(np.int64)
     table["attack"] = frames.label.astype(np.int64)
     return table
 
@@ -101,6 +102,7 @@ def pandas_window_graph(window: pd.DataFrame, builder: WindowGraphBuilder) -> Da
     # share of consecutive same-ID frames whose payload changed
     changed = (by_id[BYTES].diff().fillna(0) != 0).any(axis=1) & df["iat"].notna()
     nodes["payload_change_rate"] = changed.groupby(df["can_id"]).sum() / np.maximum(counts - 1, 1)
+    nodes["fd_share"] = by_id["fd"].mean()
 
     row = {can_id: i for i, can_id in enumerate(ids)}
     x = nodes[list(NODE_FEATURES)].to_numpy(np.float32)
