@@ -112,9 +112,16 @@ def drop_cache(cache: Path, *parts: str) -> None:
         shutil.rmtree(cache / part, ignore_errors=True)
 
 
-def _trained_steps(metrics_csv: Path) -> tuple[int, int]:
-    """(epochs, optimiser steps) from Lightning's CSV log: one ``train_loss_epoch`` row per epoch."""
-    with metrics_csv.open(newline="") as fh:
+def _trained_steps(logs: Path) -> tuple[int, int]:
+    """(epochs, optimiser steps) from Lightning's CSV log: one ``train_loss_epoch`` row per epoch.
+
+    The log is ``logs/<detector>/metrics.csv`` in older releases and
+    ``logs/<detector>/<version>/metrics.csv`` since; a fresh run has exactly one.
+    """
+    found = sorted(logs.rglob("metrics.csv"))
+    if len(found) != 1:
+        raise CommandFailed(f"expected one training log under {logs}, found {len(found)}")
+    with found[0].open(newline="") as fh:
         rows = [r for r in csv.DictReader(fh) if r.get("train_loss_epoch")]
     return len(rows), (max(int(r["step"]) for r in rows) + 1 if rows else 0)
 
@@ -143,7 +150,7 @@ def train_throughput(side: Side, options: Sequence[str], *, workdir: Path, cache
     batch_size = int(_option(options, "batch_size", str(default_batch_size)))
     out = {}
     for det in detectors:
-        seen = _trained_steps(run.out / "logs" / det / "metrics.csv")
+        seen = _trained_steps(run.out / "logs" / det)
         if seen != (epochs, epochs * batches):
             raise CommandFailed(f"{side.label}: {det} trained (epochs, steps) = {seen}, not "
                                 f"({epochs}, {epochs * batches}): the training split has fewer than "
