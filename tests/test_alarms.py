@@ -70,5 +70,5 @@ def test_alarm_is_a_registry_kind_filled_by_the_bundled_plugin():
 def test_an_alarm_stage_must_be_an_alarm_stage_class():
     from fusioncore.registry import Registry
 
-    with pytest.raises(PluginError, match="a alarm must be a fusioncore.evaluation.AlarmStage subclass"):
+    with pytest.raises(PluginError, match="an alarm must be a fusioncore.evaluation.AlarmStage subclass"):
         Registry().register("alarm", "bad", lambda decisions: decisions, plugin="mine")
