@@ -27,6 +27,7 @@ from fusioncore.errors import (
     DuplicateComponentError,
     FormatError,
     FusionCoreError,
+    NotFittedError,
     PluginError,
     UnknownComponentError,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "FusionStrategy",
     "GraphSchema",
     "Lazy",
+    "NotFittedError",
     "PluginError",
     "PredictionStore",
     "ReadResult",

@@ -8,7 +8,8 @@
     ├── UnknownComponentError       a name that no plugin registered (lists the choices)
     ├── FormatError                 a capture file that cannot be parsed (file, line, reason)
     ├── DatasetNotFoundError        a dataset missing from the data root (where, layout, source)
-    └── ConfigError                 conflicting or invalid options
+    ├── ConfigError                 conflicting or invalid options
+    └── NotFittedError              a component used before it was fitted or loaded
 
 The CLI turns any of these into a one-line message and exit code 2; anything
 else is a bug and keeps its traceback.
@@ -25,6 +26,7 @@ __all__ = [
     "DuplicateComponentError",
     "FormatError",
     "FusionCoreError",
+    "NotFittedError",
     "PluginError",
     "UnknownComponentError",
 ]
@@ -79,3 +81,7 @@ class DatasetNotFoundError(FusionCoreError, FileNotFoundError):
 
 class ConfigError(FusionCoreError, ValueError):
     """Invalid or conflicting configuration / command-line options."""
+
+
+class NotFittedError(FusionCoreError, RuntimeError):
+    """A fitted component (fusion, encoder, ...) used before ``fit`` or ``load_state_dict``."""

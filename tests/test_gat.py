@@ -70,8 +70,8 @@ def test_separates_held_out_toy_attacks(trained):
     for kind in (1, 2):  # every attack kind, not just the easy one
         rows = (kinds == 0) | (kinds == kind)
         assert binary_auroc(score[rows], labels[rows]).item() >= 0.9
-    # score orientation: attacks score higher, and the score is P(attack)
-    assert score[labels == 1].mean() > 0.5 > score[labels == 0].mean()
+    # score orientation: attacks score higher, and the score is the log-odds of P(attack)
+    assert score[labels == 1].mean() > 0.0 > score[labels == 0].mean()
 
 
 def test_output_shapes_and_features(trained):
@@ -80,18 +80,36 @@ def test_output_shapes_and_features(trained):
     n = test[0].num_graphs
     assert out.feature_names == GATDetector.feature_names == (
         "p_benign", "p_attack", "emb_mean", "emb_std", "emb_max", "emb_min", "confidence",
+        "logit_margin",
     )  # fmt: skip
-    assert out.score.shape == (n,) and out.features.shape == (n, 7)
+    assert out.score.shape == (n,) and out.features.shape == (n, 8)
     np.testing.assert_array_equal(out.window_ids, test[0].window_id.numpy())
     f = dict(zip(out.feature_names, out.features.T))
     np.testing.assert_allclose(f["p_benign"] + f["p_attack"], 1.0, atol=1e-6)
-    np.testing.assert_allclose(out.score, f["p_attack"])
+    np.testing.assert_array_equal(out.score, f["logit_margin"])
+    # the margin is the log-odds of the attack probability
+    np.testing.assert_allclose(1 / (1 + np.exp(-out.score.astype(np.float64))), f["p_attack"], atol=1e-6)
     assert np.all((f["confidence"] >= -1e-6) & (f["confidence"] <= 1 + 1e-6))
     assert np.all(f["emb_min"] <= f["emb_mean"]) and np.all(f["emb_mean"] <= f["emb_max"])
     # confidence is 1 - H(p)/ln 2
     p = np.clip(out.features[:, :2], 1e-12, 1)
     entropy = -(p * np.log(p)).sum(axis=1)
     np.testing.assert_allclose(f["confidence"], 1 - entropy / math.log(2), atol=1e-5)
+
+
+def test_scores_keep_their_ranking_where_the_probability_saturates(trained):
+    """Logits far past float32's sigmoid range: P(attack) is exactly 1.0 everywhere, the scores are not."""
+    model = copy.deepcopy(trained[0]).eval()
+    batch = make_batches(64, attack_share=1.0, payload_shift=PAYLOAD_SHIFT, seed=9)[0]
+    with torch.no_grad():
+        last = model.network.head[-1]
+        last.weight.mul_(200.0)
+        last.bias.copy_(torch.tensor([-500.0, 500.0]))
+        out = model.predict_step(batch)
+    p_attack = out.features[:, GATDetector.feature_names.index("p_attack")]
+    assert np.all(p_attack == 1.0)  # the saturated probability ties every window
+    assert np.isfinite(out.score).all() and out.score.min() > 17.0
+    assert len(np.unique(out.score)) == len(out.score)  # the margin ranks them all
 
 
 def test_predictions_deterministic_in_eval_mode(trained):

@@ -26,13 +26,19 @@ class Detector(pl.LightningModule):
     benign windows only), take ``(schema: GraphSchema, **params)`` in their
     constructor (call ``self.save_hyperparameters()``), implement
     ``training_step`` / ``validation_step`` / ``configure_optimizers``, and
-    ``predict_step(batch) -> DetectorOutput``.
+    ``predict_step(batch) -> DetectorOutput``. The score must be unbounded
+    (or at least never saturate): a score that reaches its bound on many
+    windows ties them, and their ranking is lost -- return a log-odds, not a
+    float32 probability. The core maps it to [0, 1] for fusion.
     """
 
     name: ClassVar[str] = "detector"
     supervised: ClassVar[bool] = True
     #: Feature names, in order, of :attr:`DetectorOutput.features`.
     feature_names: ClassVar[tuple[str, ...]] = ()
+    #: What the score measures, in words a reader of a plot understands
+    #: (e.g. "VGAE reconstruction error (z-score vs benign)"); "" = ``<name> score``.
+    score_label: ClassVar[str] = ""
 
     def config(self) -> dict[str, Any]:
         """The parameters that define this detector (defaults to its hparams)."""

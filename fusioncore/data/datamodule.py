@@ -49,7 +49,12 @@ __all__ = ["CANDataModule", "SplitWindows", "split_time_blocks"]
 
 @attrs.frozen(eq=False)
 class SplitWindows:
-    """One split: its frames, window start rows, labels and per-file hashes."""
+    """One split: its frames, window start rows, labels and per-file hashes.
+
+    ``tag`` says how a derived split (a cross-fitting fold, injected windows)
+    was made; it is part of the split's fingerprint, so outputs stored for one
+    recipe are never served for another.
+    """
 
     name: str
     frames: Frames
@@ -57,6 +62,7 @@ class SplitWindows:
     labels: np.ndarray
     attack_types: np.ndarray
     file_hashes: tuple[str, ...] = ()
+    tag: str = ""
 
     @property
     def window_ids(self) -> np.ndarray:
@@ -65,13 +71,14 @@ class SplitWindows:
     def __len__(self) -> int:
         return len(self.starts)
 
-    def subset(self, mask: np.ndarray, name: str | None = None) -> SplitWindows:
+    def subset(self, mask: np.ndarray, name: str | None = None, tag: str | None = None) -> SplitWindows:
         return attrs.evolve(
             self,
             name=name or self.name,
             starts=self.starts[mask],
             labels=self.labels[mask],
             attack_types=self.attack_types[mask],
+            tag=self.tag if tag is None else tag,
         )
 
 
@@ -142,6 +149,7 @@ class CANDataModule(pl.LightningDataModule):
         self.progress = progress
         self.splits: dict[str, SplitWindows] = {}
         self.split_plan: TimeSplit | None = None
+        self._derived: set[str] = set()
         self.vocab: IdVocabulary | None = None
         self.builder: WindowGraphBuilder | None = None
         #: one record per file read: records, frames, skipped rows per reason and their first lines
@@ -245,7 +253,21 @@ class CANDataModule(pl.LightningDataModule):
 
     @property
     def test_scenarios(self) -> list[str]:
-        return [name for name in self.splits if name not in ("train", "fusion", "val")]
+        base = ("train", "fusion", "val")
+        return [name for name in self.splits if name not in base and name not in self._derived]
+
+    def add_split(self, split: SplitWindows) -> None:
+        """Register a split derived from the training pool (a fold, injected windows) under its name.
+
+        It gets loaders and a fingerprint like any other split but is never a
+        test scenario; the graph builder (vocabulary, normaliser) stays the one
+        fitted on the training block.
+        """
+        self._require_setup()
+        if split.name in self.splits and split.name not in self._derived:
+            raise ConfigError(f"split {split.name!r} already exists and is not a derived split")
+        self.splits[split.name] = split
+        self._derived.add(split.name)
 
     def _require_setup(self) -> None:
         if self.builder is None:
@@ -267,6 +289,11 @@ class CANDataModule(pl.LightningDataModule):
             "split": split,
             "n_windows": len(s),
         }
+        if s.tag:  # derived splits: the recipe and the exact windows
+            payload["tag"] = s.tag
+            payload["starts"] = hashlib.sha256(np.ascontiguousarray(s.starts, np.int64).tobytes()).hexdigest()
+            if s.frames is not self.splits["train"].frames:  # frames made in memory (injection)
+                payload["frames"] = s.frames.fingerprint()
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
     def loader(

@@ -41,9 +41,9 @@ if TYPE_CHECKING:
 
 __all__ = ["BUNDLE_FORMAT", "ComponentSpec", "RunBundle", "loadable_state"]
 
-#: Bumped whenever a saved piece changes meaning (3: one bundle.json; 2: model.json + log-scale
-#: calibrators).
-BUNDLE_FORMAT = 3
+#: Bumped whenever a saved piece changes meaning (4: the GAT's score is its logit margin and
+#: calibrators have a non-saturating tail; 3: one bundle.json; 2: model.json + log-scale calibrators).
+BUNDLE_FORMAT = 4
 
 
 @attrs.frozen

@@ -200,6 +200,8 @@ def train_or_reuse(
     reuse: bool = True,
     resume: bool = False,
     factory: Callable[[GraphSchema], Detector] | None = None,
+    train_split: str = "train",
+    label: str | None = None,
 ) -> TrainedDetector:
     """Train a detector on ``dm`` (benign windows only if unsupervised), calibrate, save.
 
@@ -211,31 +213,34 @@ def train_or_reuse(
     bit-identical to an uninterrupted one. ``factory(schema)`` builds the model
     (the run's config does, with hydra-zen); by default ``cls(schema, **params)``.
     The run's :class:`~fusioncore.pipeline.bundle.RunBundle` saves the model
-    into the run folder.
+    into the run folder. ``train_split`` names the split to train on (a
+    cross-fitting fold trains on ``train.foldK``); ``label`` (default ``name``)
+    names the training: its cache file, checkpoint and log folders, its DDP job.
 
     In a DDP worker process this trains the one detector rank 0 launched it
     for and exits (see :mod:`fusioncore.pipeline.distributed`).
     """
     build = factory if factory is not None else (lambda schema: build_detector(cls, name, schema, params))
+    label = label or name
     job = distributed.worker_job()
     if job is not None:
-        if name != job["name"]:
+        if label != job["name"]:
             # rank 0 is past this one (reused or trained); the worker exits at its own
             # detector, before anything uses this untrained model
             return TrainedDetector(name, build(dm.schema), dict(params), 0.0, False, None, processes=0)
         run_worker_job(FitJob.from_json(job), build, params, getattr(cls, "supervised", True), dm)
-    key = _reuse_key(name, cls, params, dm.fingerprint("train"), seed, settings)
+    key = _reuse_key(name, cls, params, dm.fingerprint(train_split), seed, settings)
     cache = _detector_cache()
-    cached = cache / f"{name}-{key[:24]}.pt" if cache is not None else None
+    cached = cache / f"{label}-{key[:24]}.pt" if cache is not None else None
     if reuse and cached is not None and cached.exists():
         model = _load_cached(cached, cls, key)
         if model is not None:
-            log.info("reusing trained %s from %s", name, cached)
+            log.info("reusing trained %s from %s", label, cached)
             return TrainedDetector(name, model, dict(params), 0.0, True, cached, processes=0)
-    ckpt_path = resume_checkpoint(out_dir, name, resume)
-    job = FitJob(name=name, params=dict(params), seed=int(seed), data=dm.fingerprint("train"),
+    ckpt_path = resume_checkpoint(out_dir, label, resume)
+    job = FitJob(name=label, params=dict(params), seed=int(seed), data=dm.fingerprint(train_split),
                  settings=attrs.asdict(settings), out_dir=str(out_dir) if out_dir else None,
-                 ckpt_path=ckpt_path)
+                 ckpt_path=ckpt_path, split=train_split)
     start = time.perf_counter()
     model, processes = fit_detector(job, build,
                                     getattr(cls, "supervised", True), dm)

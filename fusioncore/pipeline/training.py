@@ -40,17 +40,18 @@ class FitJob:
     name: str
     params: Mapping[str, Any]
     seed: int
-    data: str  #: ``dm.fingerprint("train")``: the worker checks it built the same training data
+    data: str  #: ``dm.fingerprint(split)``: the worker checks it built the same training data
     settings: Mapping[str, Any]  #: :class:`TrainerSettings` fields
     out_dir: str | None
     ckpt_path: str | None
+    split: str = "train"  #: the split to train on (``train.foldK`` for a cross-fitting fold)
 
     def to_json(self) -> dict[str, Any]:
         return {**attrs.asdict(self), "params": dict(self.params), "settings": dict(self.settings)}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> FitJob:
-        return cls(**{a.name: data[a.name] for a in attrs.fields(cls)})
+        return cls(**{a.name: data[a.name] for a in attrs.fields(cls) if a.name in data})
 
 
 def build_detector(cls: type, name: str, schema: GraphSchema, params: Mapping[str, Any]) -> Detector:
@@ -81,7 +82,7 @@ def fit_detector(job: FitJob, build: Callable[[GraphSchema], Detector], supervis
     quiet_lightning()
     model = build(dm.schema)
     benign_only = not supervised
-    train_loader = dm.loader("train", benign_only=benign_only, shuffle=True, seed=job.seed)
+    train_loader = dm.loader(job.split, benign_only=benign_only, shuffle=True, seed=job.seed)
     val_loader = dm.loader("val", benign_only=benign_only)
     has_val = len(val_loader) > 0
     ddp = distributed.is_subprocess_ddp(settings.strategy)
@@ -124,7 +125,7 @@ def fit_detector(job: FitJob, build: Callable[[GraphSchema], Detector], supervis
         state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
         model.load_state_dict(state)
     model.eval()
-    model.calibrate(dm.loader("val" if has_val else "train", benign_only=True))
+    model.calibrate(dm.loader("val" if has_val else job.split, benign_only=True))
     return model, trainer.world_size
 
 
@@ -136,7 +137,7 @@ def run_worker_job(job: FitJob, build: Callable[[GraphSchema], Detector], params
     built the same data and components; the checks make sure.
     """
     problem = None
-    if dm.fingerprint("train") != job.data:
+    if job.split not in dm.splits or dm.fingerprint(job.split) != job.data:
         problem = "different training data (did the files change?)"
     elif json.dumps(dict(params), sort_keys=True, default=str) != json.dumps(
             dict(job.params), sort_keys=True, default=str):

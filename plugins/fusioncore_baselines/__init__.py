@@ -23,7 +23,7 @@ __all__ = [
 
 _RULES = "fusioncore_baselines.rules"
 __getattr__ = lazy_exports({
-    "NotFittedError": "fusioncore_baselines.errors",
+    "NotFittedError": "fusioncore.errors",
     **dict.fromkeys(("MaxFusion", "MeanFusion", "SingleDetectorFusion"), _RULES),
     "StackingFusion": "fusioncore_baselines.stacking",
     "WeightedFusion": "fusioncore_baselines.weighted",

@@ -7,23 +7,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 from torch.nn import functional as F
 
-from fusioncore import ConfigError, FusionData, FusionStrategy
-from fusioncore_baselines.errors import NotFittedError
+from fusioncore import ConfigError, FusionData, FusionStrategy, NotFittedError
+from fusioncore.calibration import unit_score
+from fusioncore.nn import mlp
 
 __all__ = ["StackingFusion"]
-
-
-def _mlp(in_dim: int, hidden: tuple[int, ...]) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    width = in_dim
-    for h in hidden:
-        layers += [nn.Linear(width, h), nn.ReLU()]
-        width = h
-    layers.append(nn.Linear(width, 1))
-    return nn.Sequential(*layers)
 
 
 class StackingFusion(FusionStrategy):
@@ -36,6 +26,8 @@ class StackingFusion(FusionStrategy):
     ``weight_decay`` on the weights. ``hidden=(32,)`` turns it into a small MLP.
     Trained full-batch with L-BFGS (``max_iter`` iterations, strong-Wolfe line
     search): no minibatch noise, so the fit is deterministic under ``seed``.
+    The fused score is :func:`fusioncore.calibration.unit_score` of the logit:
+    monotone in it and never saturating, so confident windows keep their order.
     ``fit_on`` picks the split to fit (``"train"`` default, or ``"val"``).
     """
 
@@ -60,7 +52,7 @@ class StackingFusion(FusionStrategy):
             raise ConfigError(f"stacking: fit_on must be 'train' or 'val', got {fit_on!r}")
         self.use_states, self.weight_decay, self.max_iter = use_states, weight_decay, max_iter
         self.class_weight, self.fit_on, self.seed = class_weight, fit_on, seed
-        self.model: nn.Sequential | None = None
+        self.model: torch.nn.Sequential | None = None
         self.mean: torch.Tensor | None = None
         self.std: torch.Tensor | None = None
 
@@ -85,7 +77,7 @@ class StackingFusion(FusionStrategy):
         z = (x - self.mean) / self.std
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
-            model = _mlp(z.shape[1], self.hidden).double()
+            model = mlp(z.shape[1], self.hidden, 1).double()
         pos_weight = (1 - y).sum() / y.sum() if self.class_weight else torch.tensor(1.0)
         weights = [p for name, p in model.named_parameters() if name.endswith("weight")]
         optimizer = torch.optim.LBFGS(
@@ -112,7 +104,9 @@ class StackingFusion(FusionStrategy):
         if x.shape[1] != len(self.mean):
             raise ConfigError(f"stacking was fitted on {len(self.mean)} inputs, got {x.shape[1]}")
         with torch.no_grad():
-            return torch.sigmoid(self.model((x - self.mean) / self.std).squeeze(1)).numpy()
+            logit = self.model((x - self.mean) / self.std).squeeze(1).double().numpy()
+        # not a float32 sigmoid: it is exactly 1.0 past a logit of ~17 and would tie windows
+        return unit_score(logit).astype(np.float32)
 
     def state_dict(self) -> dict[str, Any]:
         if self.model is None or self.mean is None or self.std is None:
@@ -131,7 +125,7 @@ class StackingFusion(FusionStrategy):
         self.use_states = bool(int(state["use_states"]))
         self.mean = torch.as_tensor(np.asarray(state["mean"]), dtype=torch.float32)
         self.std = torch.as_tensor(np.asarray(state["std"]), dtype=torch.float32)
-        model = _mlp(len(self.mean), self.hidden)
+        model = mlp(len(self.mean), self.hidden, 1)
         model.load_state_dict(
             {
                 k.removeprefix("model."): torch.as_tensor(np.asarray(v), dtype=torch.float32)

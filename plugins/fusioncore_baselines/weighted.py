@@ -2,37 +2,19 @@
 
 from __future__ import annotations
 
-import itertools
-import math
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from fusioncore import ConfigError, FusionData, FusionStrategy
+from fusioncore import ConfigError, FusionData, FusionStrategy, NotFittedError
 from fusioncore.evaluation.metrics import auroc_rows, best_mcc_rows
-from fusioncore_baselines.errors import NotFittedError
+from fusioncore.simplex import simplex_grid
 
 __all__ = ["CRITERIA", "WeightedFusion", "simplex_grid"]
 
 CRITERIA = ("mcc", "auroc")
-_MAX_CANDIDATES = 5000
 _CELLS_PER_CHUNK = 20_000_000  # candidates x windows scored per sort: bounds memory
-
-
-def simplex_grid(m: int, levels: int) -> np.ndarray:
-    """``float32[G, m]``: all weight vectors with entries in multiples of ``1/(levels-1)`` summing
-    to 1. For m = 2, row i is ``(1 - alpha, alpha)`` with ``alpha = i / (levels - 1)``."""
-    steps = levels - 1
-    count = math.comb(steps + m - 1, m - 1)
-    if count > _MAX_CANDIDATES:
-        raise ConfigError(f"{m} detectors with levels={levels} give {count} candidates; lower it")
-    bars = np.array(list(itertools.combinations(range(steps + m - 1), m - 1)), dtype=np.int64)
-    bars = bars.reshape(count, m - 1)
-    edges = np.concatenate(
-        [np.full((count, 1), -1), bars, np.full((count, 1), steps + m - 1)], axis=1
-    )
-    return (np.diff(edges, axis=1) - 1)[::-1].astype(np.float32) / steps
 
 
 class WeightedFusion(FusionStrategy):

@@ -11,7 +11,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import EarlyStopping
 
-from fusioncore import ConfigError, FusionCoreError, FusionData, FusionStrategy, RewardFunction
+from fusioncore import ConfigError, FusionData, FusionStrategy, NotFittedError, RewardFunction
 from fusioncore_dqn.actions import simplex_grid
 from fusioncore_dqn.config import DQNConfig
 from fusioncore_dqn.module import (
@@ -27,10 +27,6 @@ from fusioncore_dqn.rewards import resolve_reward
 __all__ = ["DQNFusion", "NotFittedError"]
 
 _CHUNK = 65_536  # rows per forward pass when fusing: bounds memory, not a per-window loop
-
-
-class NotFittedError(FusionCoreError, RuntimeError):
-    """``fuse`` / ``policy`` / ``state_dict`` called before ``fit`` or ``load_state_dict``."""
 
 
 class DQNFusion(FusionStrategy):

@@ -21,6 +21,7 @@ from torch.nn import functional as F
 
 from fusioncore import RewardFunction
 from fusioncore.evaluation.metrics import mcc_from_counts
+from fusioncore.nn import mlp
 from fusioncore_dqn.config import DQNConfig
 from fusioncore_dqn.replay import ReplayBuffer, Transitions
 
@@ -37,13 +38,7 @@ __all__ = [
 
 def build_q_network(in_dim: int, hidden: tuple[int, ...], n_actions: int) -> nn.Sequential:
     """MLP ``in_dim -> hidden... -> n_actions`` with ReLU between layers."""
-    layers: list[nn.Module] = []
-    width = in_dim
-    for h in hidden:
-        layers += [nn.Linear(width, h), nn.ReLU()]
-        width = h
-    layers.append(nn.Linear(width, n_actions))
-    return nn.Sequential(*layers)
+    return mlp(in_dim, hidden, n_actions)
 
 
 @attrs.frozen(eq=False)

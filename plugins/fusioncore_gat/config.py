@@ -21,7 +21,7 @@ from typing import Any
 import attrs
 from attrs import validators as v
 
-from fusioncore.errors import ConfigError
+from fusioncore.nn import config_from_preset
 
 __all__ = ["PRESETS", "GATConfig"]
 
@@ -82,20 +82,7 @@ class GATConfig:
     @classmethod
     def from_preset(cls, preset: str = "small", **overrides: Any) -> GATConfig:
         """The named preset with ``overrides`` applied; bad names or values raise ConfigError."""
-        if preset not in PRESETS:
-            raise ConfigError(
-                f"unknown gat preset {preset!r}; available presets: {', '.join(sorted(PRESETS))}"
-            )
-        known = {a.name for a in attrs.fields(cls)}
-        unknown = sorted(set(overrides) - known)
-        if unknown:
-            raise ConfigError(
-                f"unknown gat option(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}"
-            )
-        try:
-            return attrs.evolve(PRESETS[preset], **overrides)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"invalid gat option: {exc}") from exc
+        return config_from_preset(cls, PRESETS, "gat", preset, overrides)
 
 
 #: Named presets; ``large`` and ``small`` follow the predecessor's two GAT sizes.

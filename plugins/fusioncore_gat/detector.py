@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -12,29 +11,25 @@ import torch
 import torch.nn.functional as F
 
 from fusioncore.contracts import Detector, DetectorOutput, GraphSchema
+from fusioncore.nn import as_schema, plain_json
 from fusioncore_gat.config import GATConfig
 from fusioncore_gat.network import GATNetwork
 
 __all__ = ["GATDetector"]
 
 
-def plain_json(value: dict[str, Any]) -> dict[str, Any]:
-    """``value`` as JSON would give it back (tuples become lists)."""
-    return json.loads(json.dumps(value))
-
-
-def as_schema(schema: GraphSchema | Mapping[str, Any]) -> GraphSchema:
-    """Accept the schema itself or its fields (as stored in a checkpoint's hparams)."""
-    return schema if isinstance(schema, GraphSchema) else GraphSchema(**schema)
-
-
 class GATDetector(Detector):
     """Supervised window classifier: edge-aware graph attention over the window graph.
 
-    ``score`` is the softmax probability of the attack class. Features, per
-    window: the two class probabilities, mean / std / max / min of the pooled
-    graph embedding, and ``confidence = 1 - entropy / ln 2`` (1: certain,
-    0: a coin flip). Parameters: see :class:`~fusioncore_gat.GATConfig`.
+    ``score`` is the logit margin ``logit_attack - logit_benign`` (the log-odds
+    of the attack class): unbounded and monotone in the attack probability.
+    The probability itself is no score: in float32 it is exactly 1.0 once the
+    margin passes about 17, so every confidently flagged window would tie and
+    rankings (AUROC, AP) among them would be lost. Features, per window: the
+    two class probabilities, mean / std / max / min of the pooled graph
+    embedding, ``confidence = 1 - entropy / ln 2`` (1: certain, 0: a coin
+    flip) and the logit margin again. Parameters: see
+    :class:`~fusioncore_gat.GATConfig`.
     """
 
     name: ClassVar[str] = "gat"
@@ -47,7 +42,9 @@ class GATDetector(Detector):
         "emb_max",
         "emb_min",
         "confidence",
+        "logit_margin",
     )
+    score_label: ClassVar[str] = "GAT attack log-odds (logit margin)"
 
     def __init__(
         self,
@@ -132,6 +129,7 @@ class GATDetector(Detector):
     def predict_step(self, batch, batch_idx: int = 0) -> DetectorOutput:
         logits, embedding = self(batch)
         prob = logits.softmax(dim=-1)
+        margin = logits[:, 1] - logits[:, 0]
         entropy = -(prob * prob.clamp_min(1e-12).log()).sum(dim=-1)
         features = torch.stack(
             [
@@ -142,12 +140,13 @@ class GATDetector(Detector):
                 embedding.amax(dim=-1),
                 embedding.amin(dim=-1),
                 1.0 - entropy / math.log(2.0),
+                margin,
             ],
             dim=-1,
         )
         return DetectorOutput(
             window_ids=batch.window_id.cpu().numpy(),
-            score=prob[:, 1].float().cpu().numpy(),
+            score=margin.float().cpu().numpy(),
             features=features.float().cpu().numpy(),
             feature_names=self.feature_names,
         )

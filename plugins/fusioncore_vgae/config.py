@@ -20,7 +20,7 @@ from typing import Any
 import attrs
 from attrs import validators as v
 
-from fusioncore.errors import ConfigError
+from fusioncore.nn import config_from_preset
 
 __all__ = ["COMBINE_RULES", "PRESETS", "VGAEConfig"]
 
@@ -57,20 +57,7 @@ class VGAEConfig:
     @classmethod
     def from_preset(cls, preset: str = "small", **overrides: Any) -> VGAEConfig:
         """The named preset with ``overrides`` applied; bad names or values raise ConfigError."""
-        if preset not in PRESETS:
-            raise ConfigError(
-                f"unknown vgae preset {preset!r}; available presets: {', '.join(sorted(PRESETS))}"
-            )
-        known = {a.name for a in attrs.fields(cls)}
-        unknown = sorted(set(overrides) - known)
-        if unknown:
-            raise ConfigError(
-                f"unknown vgae option(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}"
-            )
-        try:
-            return attrs.evolve(PRESETS[preset], **overrides)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"invalid vgae option: {exc}") from exc
+        return config_from_preset(cls, PRESETS, "vgae", preset, overrides)
 
 
 PRESETS: dict[str, VGAEConfig] = {

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
@@ -11,22 +10,13 @@ import torch
 
 from fusioncore.contracts import Detector, DetectorOutput, GraphSchema
 from fusioncore.errors import ConfigError
+from fusioncore.nn import as_schema, plain_json
 from fusioncore_vgae.config import VGAEConfig
 from fusioncore_vgae.network import Encoding, VGAENetwork
 from fusioncore_vgae.reconstruction import CHANNELS, WindowErrors, latent_stats, window_errors
 from fusioncore_vgae.scoring import ScoreCalibration
 
 __all__ = ["VGAEDetector"]
-
-
-def plain_json(value: dict[str, Any]) -> dict[str, Any]:
-    """``value`` as JSON would give it back (tuples become lists)."""
-    return json.loads(json.dumps(value))
-
-
-def as_schema(schema: GraphSchema | Mapping[str, Any]) -> GraphSchema:
-    """Accept the schema itself or its fields (as stored in a checkpoint's hparams)."""
-    return schema if isinstance(schema, GraphSchema) else GraphSchema(**schema)
 
 
 class VGAEDetector(Detector):
@@ -59,6 +49,7 @@ class VGAEDetector(Detector):
         "z_min",
         "confidence",
     )
+    score_label: ClassVar[str] = "VGAE reconstruction error (z-score vs benign)"
 
     def __init__(
         self,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import attrs
 import torch
 from torch import nn
-from torch_geometric.nn import GATv2Conv
 
 from fusioncore.contracts import GraphSchema
+from fusioncore.nn import GraphAttentionEncoder, mlp
 from fusioncore_vgae.config import VGAEConfig
 
 __all__ = ["Encoding", "VGAENetwork"]
@@ -28,9 +28,9 @@ class Encoding:
 class VGAENetwork(nn.Module):
     """Encoder ``[embedding(node_id), x] -> (mu, logvar)`` per node, and decoders from ``z``.
 
-    The encoder is a stack of ``GATv2Conv(edge_dim=...)`` layers (edge features
-    shape the attention), without added self-loops (the builder's self-loops
-    carry their own edge features) but with a residual projection. Decoders:
+    The encoder is :class:`fusioncore.nn.GraphAttentionEncoder` (``GATv2Conv``
+    layers with ``edge_dim``, LayerNorm / ELU / dropout, residual, no added
+    self-loops) followed by two linear heads for mu and logvar. Decoders:
     an MLP from ``[z, embedding(node_id)]`` back to the node features, an MLP
     classifying the node's CAN-ID vocabulary index (0 = unknown) from ``z``,
     and the parameter-free inner product ``z_i . z_j`` as the logit of an edge
@@ -42,34 +42,28 @@ class VGAENetwork(nn.Module):
 
     def __init__(self, schema: GraphSchema, config: VGAEConfig) -> None:
         super().__init__()
-        self.edge_dim = schema.edge_dim
-        self.id_embedding = nn.Embedding(schema.num_ids, config.id_embed_dim)
-        in_dim = config.id_embed_dim + schema.node_dim
-        self.convs = nn.ModuleList(
-            GATv2Conv(
-                in_dim if i == 0 else config.width,
-                config.hidden,
-                heads=config.heads,
-                edge_dim=schema.edge_dim or None,
-                add_self_loops=False,
-                residual=True,
-            )
-            for i in range(config.layers)
+        self.encoder = GraphAttentionEncoder(
+            schema, id_embed_dim=config.id_embed_dim, hidden=config.hidden, heads=config.heads,
+            layers=config.layers, dropout=config.dropout,
         )
-        self.norms = nn.ModuleList(nn.LayerNorm(config.width) for _ in range(config.layers))
-        self.act = nn.ELU()
-        self.dropout = nn.Dropout(config.dropout)
         self.mu = nn.Linear(config.width, config.latent)
         self.logvar = nn.Linear(config.width, config.latent)
-        self.feature_decoder = _mlp(config.latent + config.id_embed_dim, config.width, schema.node_dim)
-        self.id_decoder = _mlp(config.latent, config.width, schema.num_ids)
+        self.feature_decoder = mlp(
+            config.latent + config.id_embed_dim, (config.width,), schema.node_dim, activation=nn.ELU
+        )
+        self.id_decoder = mlp(config.latent, (config.width,), schema.num_ids, activation=nn.ELU)
+
+    @property
+    def convs(self) -> nn.ModuleList:
+        return self.encoder.convs
+
+    @property
+    def id_embedding(self) -> nn.Embedding:
+        return self.encoder.id_embedding
 
     def encode(self, batch, *, sample: bool) -> Encoding:
         """Posterior per node; ``z`` is a reparameterised sample if ``sample`` else ``mu``."""
-        h = torch.cat([self.id_embedding(batch.node_id), batch.x], dim=-1)
-        edge_attr = batch.edge_attr if self.edge_dim else None
-        for conv, norm in zip(self.convs, self.norms):
-            h = self.dropout(self.act(norm(conv(h, batch.edge_index, edge_attr))))
+        h = self.encoder(batch)
         mu = self.mu(h)
         logvar = self.logvar(h).clamp(-_LOGVAR_LIMIT, _LOGVAR_LIMIT)
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp() if sample else mu
@@ -83,6 +77,3 @@ class VGAENetwork(nn.Module):
         """Logits over the ID vocabulary, ``[n_nodes, num_ids]``."""
         return self.id_decoder(z)
 
-
-def _mlp(in_dim: int, hidden: int, out_dim: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(in_dim, hidden), nn.ELU(), nn.Linear(hidden, out_dim))
