@@ -11,6 +11,7 @@ import torch
 from fusioncore_baselines import (
     MaxFusion,
     MeanFusion,
+    MixtureOfExpertsFusion,
     NotFittedError,
     SingleDetectorFusion,
     StackingFusion,
@@ -218,6 +219,32 @@ def test_stacking_mlp_learns_region_dependent_trust():
         StackingFusion().fuse(test)
 
 
+def _regions(n, seed):
+    """Detector 0 is right where state[0] < 0, detector 1 elsewhere."""
+    rng = np.random.default_rng(seed)
+    states = rng.normal(size=(n, 2))
+    labels = (rng.random(n) < 0.3).astype(int)
+    good = np.where(labels == 1, rng.uniform(0.55, 1, n), rng.uniform(0, 0.45, n))
+    noise = rng.random(n)
+    a = states[:, 0] < 0
+    scores = np.stack([np.where(a, good, noise), np.where(a, noise, good)], axis=1)
+    return _data(scores, labels, states)
+
+
+def test_mixture_of_experts_learns_whom_to_trust_where():
+    train, val, test = _regions(3000, 0), _regions(2000, 1), _regions(2000, 2)
+    moe = MixtureOfExpertsFusion(seed=0).fit(train, val)
+    weights = moe.policy(test)
+    np.testing.assert_allclose(weights.sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(moe.fuse(test), (weights * test.scores).sum(axis=1), atol=1e-6)
+    a = test.states[:, 0] < 0
+    assert weights[a, 0].mean() > 0.8 and weights[~a, 1].mean() > 0.8  # the right expert per region
+    assert _test_mcc(moe, val, test) > 0.9 > _test_mcc(MeanFusion(), val, test)
+    np.testing.assert_array_equal(MixtureOfExpertsFusion(seed=0).fit(train, val).fuse(test), moe.fuse(test))
+    with pytest.raises(NotFittedError):
+        MixtureOfExpertsFusion().policy(test)
+
+
 def test_registration_hook_registers_every_baseline():
     seen = {}
     # registered lazily: each entry names its class, imported on first lookup
@@ -228,4 +255,5 @@ def test_registration_hook_registers_every_baseline():
         "single": SingleDetectorFusion,
         "weighted": WeightedFusion,
         "stacking": StackingFusion,
+        "moe": MixtureOfExpertsFusion,
     }

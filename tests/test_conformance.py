@@ -14,6 +14,7 @@ import torch
 from fusioncore_baselines import (
     MaxFusion,
     MeanFusion,
+    MixtureOfExpertsFusion,
     SingleDetectorFusion,
     StackingFusion,
     WeightedFusion,
@@ -94,9 +95,13 @@ class TestStackingContract(FusionContract):
     fusion_cls = StackingFusion
 
 
+class TestMixtureOfExpertsContract(FusionContract):
+    fusion_cls = MixtureOfExpertsFusion
+
+
 class TestDQNContract(FusionContract):
     fusion_cls = DQNFusion
-    params: ClassVar[dict] = {"epochs": 3}
+    params: ClassVar[dict] = {"epochs": 3, "min_steps": 0}
 
 
 class TestAsymmetricContract(RewardContract):
@@ -175,7 +180,7 @@ COVERED = {
     ("detector", "vgae"),
     ("detector", "idset"),
     ("detector", "timing"),
-    *(("fusion", n) for n in ("mean", "max", "single", "weighted", "stacking", "dqn")),
+    *(("fusion", n) for n in ("mean", "max", "single", "weighted", "stacking", "moe", "dqn")),
     *(("reward", n) for n in ("asymmetric", "accuracy", "cost")),
     ("state_encoder", "detector-features"),
     ("state_encoder", "scores-only"),

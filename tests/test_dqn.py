@@ -128,8 +128,8 @@ def test_state_dict_round_trip(toy):
 
 
 # ------------------------------------------------------- reward plumbing
-def _module(threshold: float = 0.5) -> DQNModule:
-    config = DQNConfig(threshold=threshold)
+def _module(threshold: float = 0.5, margin: float = 0.0) -> DQNModule:
+    config = DQNConfig(threshold=threshold, margin=margin)
     actions = simplex_grid(2, config.k)
     return DQNModule(build_q_network(2, (8,), len(actions)), actions, asymmetric(), config, 10)
 
@@ -167,6 +167,41 @@ def test_threshold_moves_the_decision():
     assert _module(0.7).outcome(action, scores, labels)[2].item() == -6.0
 
 
+def test_training_reward_asks_for_a_margin_around_the_threshold():
+    module = _module(0.5, margin=0.1)
+    scores = torch.tensor([[0.55, 0.55], [0.65, 0.65], [0.45, 0.45], [0.35, 0.35]])
+    labels = torch.tensor([1, 1, 0, 0])
+    action = torch.full((4,), 10)
+    # 0.55 clears the threshold but not the margin: in training a miss; 0.45 is benign by too little
+    assert module.training_outcome(action, scores, labels).tolist() == [-6.0, 3.0, -1.5, 1.5]
+    # the deployed decision (validation, reports) has no margin
+    assert module.outcome(action, scores, labels)[2].tolist() == [3.0, 3.0, 1.5, 1.5]
+
+
+def test_reward_threshold_is_the_one_the_core_deploys():
+    """decision="val": the threshold the reward used is the best-MCC validation threshold of the policy."""
+    from fusioncore.evaluation import best_mcc_threshold
+
+    train, val = _regions(1500, 3), _regions(600, 4)
+    # shift validation scores so its best threshold is far from 0.5
+    val = FusionData(val.states, 0.5 * val.scores, val.labels, val.detectors)
+    fusion = DQNFusion(batch_size=128, epochs=4, patience=None, min_steps=0, seed=0).fit(train, val)
+    deployed = best_mcc_threshold(val.labels, fusion.fuse(val))
+    assert fusion.config.threshold == pytest.approx(deployed)
+    assert deployed < 0.4
+    assert fusion.state_dict()["threshold"] == pytest.approx(deployed)
+    fixed = DQNFusion(batch_size=128, epochs=2, patience=None, min_steps=0, decision="fixed").fit(train, val)
+    assert fixed.config.threshold == 0.5
+
+
+def test_small_fusion_sets_still_get_min_steps_updates():
+    train = _regions(300, 0)
+    fusion = DQNFusion(batch_size=100, epochs=2, patience=None, min_steps=60).fit(train, _regions(100, 1))
+    assert len(fusion.history) == 2  # two epochs of 10 passes of 3 batches
+    with pytest.raises(ConfigError, match="decision"):
+        DQNFusion(decision="oracle")
+
+
 def test_epsilon_decays_linearly_then_stays():
     module = _module()  # 10 steps, decay over the first half
     eps = [module.epsilon(s) for s in range(12)]
@@ -177,7 +212,7 @@ def test_epsilon_decays_linearly_then_stays():
 # --------------------------------------------------------- determinism
 def test_same_seed_same_policy_other_seed_differs():
     train, val, test = _regions(1500, 3), _regions(500, 4), _regions(500, 5)
-    params = dict(batch_size=128, epochs=3, patience=None)
+    params = dict(batch_size=128, epochs=3, patience=None, min_steps=0)
     first = DQNFusion(seed=7, **params).fit(train, val)
     again = DQNFusion(seed=7, **params).fit(train, val)
     other = DQNFusion(seed=8, **params).fit(train, val)
@@ -191,7 +226,7 @@ def test_fit_leaves_global_rng_alone():
     torch.manual_seed(123)
     expected = torch.rand(3)
     torch.manual_seed(123)
-    DQNFusion(batch_size=100, epochs=1, patience=None).fit(train, _regions(100, 1))
+    DQNFusion(batch_size=100, epochs=1, patience=None, min_steps=0).fit(train, _regions(100, 1))
     assert torch.equal(torch.rand(3), expected)
 
 
@@ -202,7 +237,7 @@ def test_three_detectors_gamma_double_dqn_and_soft_updates():
     scores = np.concatenate([base.scores, rng.random((1200, 1))], axis=1)
     data = FusionData(base.states, scores, base.labels, ("a", "b", "c"))
     for params in (dict(gamma=0.5, double=True, tau=0.05), dict(gamma=0.9, double=False)):
-        fusion = DQNFusion(k=5, batch_size=200, epochs=2, target_update=3, **params)
+        fusion = DQNFusion(k=5, batch_size=200, epochs=2, target_update=3, min_steps=0, **params)
         fusion.fit(data, data)
         weights = fusion.policy(data)
         assert weights.shape == (1200, 3)
@@ -215,7 +250,7 @@ def test_three_detectors_gamma_double_dqn_and_soft_updates():
 def test_fits_without_a_validation_split():
     train = _regions(400, 0)
     empty = FusionData(np.zeros((0, 2)), np.zeros((0, 2)), np.zeros(0), train.detectors)
-    fusion = DQNFusion(batch_size=100, epochs=2).fit(train, empty)
+    fusion = DQNFusion(batch_size=100, epochs=2, min_steps=0).fit(train, empty)
     assert len(fusion.history) == 2 and fusion.history[-1].val_mcc is None
     assert fusion.fuse(train).shape == (400,)
 
@@ -286,7 +321,7 @@ def test_epoch_time_on_100k_states():
 
     train, val = split(n), split(5000)
     start = time.perf_counter()
-    fusion = DQNFusion(epochs=2, patience=None, batch_size=512).fit(train, val)
+    fusion = DQNFusion(epochs=2, patience=None, batch_size=512, min_steps=0).fit(train, val)
     total = time.perf_counter() - start
     per_epoch = [round(h.seconds, 2) for h in fusion.history]
     print(f"DQN on {n} states, batch 512: per-epoch seconds {per_epoch}, fit total {total:.1f} s")

@@ -54,6 +54,24 @@ def test_run_writes_every_artifact(first_run):
     assert (out / "detectors" / "gat.pt").exists() and (out / "model" / "bundle.json").exists()
 
 
+def test_the_fusion_set_and_the_policy_plot_are_described_in_words(first_run, env, monkeypatch):
+    _, report = first_run
+    fusion_set = report["fusion_set"]
+    assert set(fusion_set["windows"]) == {"block", "injected"}  # the default recipe
+    assert fusion_set["windows"]["injected"]["attack_windows"] == fusion_set["windows"]["injected"]["windows"]
+    assert sum(fusion_set["injected_kinds"].values()) == fusion_set["windows"]["injected"]["windows"]
+    import fusioncore.pipeline.run as run
+
+    calls = []
+    monkeypatch.setattr(run, "plot_policy", lambda path, x, y, w, **words: calls.append((x, y, w, words)))
+    _run(env / "run-policy")
+    x, y, weight, words = calls[0]
+    assert words["x_label"] == "VGAE reconstruction error (z-score vs benign)"
+    assert words["y_label"] == "GAT attack log-odds (logit margin)"
+    assert "weight on gat" in words["weight_label"]
+    assert len(x) == len(y) == len(weight) > 0 and ((weight >= 0) & (weight <= 1)).all()
+
+
 def _comparable(report: dict) -> dict:
     return {k: v for k, v in report.items() if k not in ("timings", "training", "prediction_cache")}
 

@@ -13,13 +13,19 @@ attacks:
 =========== ================================================= ==============
 kind        what changes from a random onset frame on         labelled as
 =========== ================================================= ==============
-payload     one known ID's payload: one or two bytes stuck     malfunction
-            at 0x00 / 0xFF or random (a failing ECU)
-timing      one known ID sends 2-4x too fast: its frames'      spoofing
-            times are compressed toward the onset, the window
-            re-ordered by time (period anomaly, nothing new)
+payload     one known ID's payload: 1 to DLC consecutive       malfunction
+            bytes stuck at 0x00 / 0xFF or random (a failing
+            ECU; severity drawn per window)
+timing      one known ID sends 2-4x as often: extra copies of   spoofing
+            its frames (same payload) between its own, the
+            window refilled in time order (period anomaly,
+            nothing new in the payloads)
+spoof       as timing, but the extra frames carry one forged    spoofing
+            payload (bytes as in payload): a known ID, its
+            period cut, its payload values jumping
 silence     one known ID falls silent: its frames are dropped  suppress
             and the window refilled with the frames after it
+            (windows without enough frames left are skipped)
 masquerade  one known ID keeps its period, its payloads are    masquerade
             replaced by the same ID's payloads from another
             moment of the block (plausible frames, wrong
@@ -33,7 +39,7 @@ seeded by :attr:`InjectionSpec.seed`: same frames, same spec, same windows.
 Only rows inside the block given (``in_block``) are read -- refill frames
 and donor payloads included -- so validation and test data are never
 touched. The work is vectorised over windows; the only Python loops run
-over the four kinds and, for masquerade, over distinct target IDs.
+over the kinds and, for masquerade, over distinct target IDs.
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ __all__ = ["INJECTION_KINDS", "InjectedWindows", "InjectionSpec", "inject_anomal
 INJECTION_KINDS: dict[str, str] = {
     "payload": "malfunction",
     "timing": "spoofing",
+    "spoof": "spoofing",
     "silence": "suppress",
     "masquerade": "masquerade",
 }
@@ -173,46 +180,87 @@ def _targeted(cols, onset, target, size) -> np.ndarray:
     return (cols["can_id"] == target[:, None]) & (np.arange(size) >= onset[:, None])
 
 
-def _payload(frames, rows, origin, onset, target, size, rng, in_block):
-    cols = _columns(frames, rows)
-    mask = _targeted(cols, onset, target, size)
-    m = len(rows)
-    dlc = np.maximum(cols["dlc"][np.arange(m), onset].astype(np.int64), 1)
-    first = rng.integers(0, dlc)  # the corrupted byte(s) lie inside the frame's payload
-    width = np.where(rng.random(m) < 0.5, 1, 2)
+def _corrupt(data: np.ndarray, mask: np.ndarray, dlc: np.ndarray, rng) -> np.ndarray:
+    """``data[m, w, 8]`` with 1 to ``dlc`` consecutive bytes of the masked frames stuck or random.
+
+    Severity and mode are drawn per window: the bytes lie inside the payload
+    (``dlc[m]``), stuck at 0x00 or 0xFF, or random per frame.
+    """
+    m = len(data)
+    dlc = np.maximum(dlc.astype(np.int64), 1)
+    width = rng.integers(1, dlc + 1)
+    first = rng.integers(0, dlc - width + 1)
     mode = rng.integers(3, size=m)  # 0: stuck at 0x00, 1: stuck at 0xFF, 2: random
     byte = np.arange(8)
     hit = mask[:, :, None] & (byte >= first[:, None, None]) & (byte < (first + width)[:, None, None])
-    random = rng.integers(0, 256, cols["data"].shape, dtype=np.uint8)
+    random = rng.integers(0, 256, data.shape, dtype=np.uint8)
     value = np.where(mode[:, None, None] == 0, 0, np.where(mode[:, None, None] == 1, 255, random))
-    cols["data"] = np.where(hit, value, cols["data"]).astype(np.uint8)
+    return np.where(hit, value, data).astype(np.uint8)
+
+
+def _payload(frames, rows, origin, onset, target, size, rng, in_block):
+    cols = _columns(frames, rows)
+    mask = _targeted(cols, onset, target, size)
+    cols["data"] = _corrupt(cols["data"], mask, cols["dlc"][np.arange(len(rows)), onset], rng)
     _mark(cols, mask, "payload")
     return cols, origin, target
 
 
-def _timing(frames, rows, origin, onset, target, size, rng, in_block):
-    cols = _columns(frames, rows)
-    mask = _targeted(cols, onset, target, size)
-    m = len(rows)
-    t0 = cols["timestamp"][np.arange(m), onset][:, None]
-    factor = rng.uniform(0.25, 0.5, size=(m, 1))  # period / 4 .. period / 2
-    cols["timestamp"] = np.where(mask, t0 + (cols["timestamp"] - t0) * factor, cols["timestamp"])
-    _mark(cols, mask, "timing")
-    # the bus carries frames in time order: re-order each window (stable, so ties keep file order)
-    order = np.argsort(cols["timestamp"], axis=1, kind="stable")
-    return {k: np.take_along_axis(v, order if v.ndim == 2 else order[:, :, None], axis=1)
-            for k, v in cols.items()}, origin, target
+def _readable(frames, origin, in_block, width):
+    """Rows ``origin .. origin + width`` of each window, and which of them may be read."""
+    wide = origin[:, None] + np.arange(width)
+    inside = wide < len(frames)
+    wide = np.minimum(wide, len(frames) - 1)
+    ok = inside & (frames.source[wide] == frames.source[origin][:, None]) & in_block[wide]
+    return wide, np.cumprod(ok, axis=1).astype(bool)  # stop at the first unreadable row
+
+
+def _timing(frames, rows, origin, onset, target, size, rng, in_block, *, kind: str = "timing"):
+    # the target ID is sent 2-4x as often from the onset on: r - 1 extra copies of each of its
+    # frames, evenly spaced before its next one; the window is the first `size` frames by time.
+    # A spoof's copies carry a forged payload; the owner's own frames stay genuine.
+    wide, readable = _readable(frames, origin, in_block, 2 * size)
+    m, width = wide.shape
+    cols = _columns(frames, wide)
+    t = np.where(readable, cols["timestamp"], np.inf)
+    is_target = readable & (cols["can_id"] == target[:, None])
+    own = np.where(is_target, t, np.inf)
+    # time of the target's next frame after each of its frames (suffix minimum over later rows)
+    later = np.minimum.accumulate(own[:, ::-1], axis=1)[:, ::-1]
+    nxt = np.concatenate([later[:, 1:], np.full((m, 1), np.inf)], axis=1)
+    with np.errstate(invalid="ignore"):  # inf - inf where a row is unreadable: not a gap
+        gap = np.where(np.isfinite(t), nxt - t, np.inf)
+    valid = is_target & np.isfinite(gap)
+    ranked = np.sort(np.where(valid, gap, np.inf), axis=1)  # per window: its median gap (inf if none)
+    typical = ranked[np.arange(m), np.maximum(valid.sum(axis=1) - 1, 0) // 2]
+    gap = np.where(np.isfinite(gap), gap, typical[:, None])
+    rate = rng.integers(2, 5, size=m)[:, None]
+    source = is_target & (np.arange(width) >= onset[:, None]) & np.isfinite(gap)
+    copies = [cols]
+    forged = None
+    if kind == "spoof":  # one forgery per window, repeated by the attacker
+        dlc = cols["dlc"][np.arange(m), np.minimum(onset, width - 1)]
+        forged = _corrupt(cols["data"], np.ones((m, width), bool), dlc, rng)
+    for j in range(1, 4):
+        extra = {k: v.copy() for k, v in cols.items()}
+        extra["timestamp"] = np.where(source & (j < rate), t + j * gap / rate, np.inf)
+        if forged is not None:
+            extra["data"] = forged
+        _mark(extra, np.isfinite(extra["timestamp"]), kind)
+        copies.append(extra)
+    cols["timestamp"] = t
+    merged = {k: np.concatenate([c[k] for c in copies], axis=1) for k in cols}
+    order = np.argsort(merged["timestamp"], axis=1, kind="stable")[:, :size]
+    out = {k: np.take_along_axis(v, order if v.ndim == 2 else order[:, :, None], axis=1)
+           for k, v in merged.items()}
+    ok = np.isfinite(out["timestamp"]).all(axis=1) & (out["label"].sum(axis=1) > 0)
+    return {k: v[ok] for k, v in out.items()}, origin[ok], target[ok]
 
 
 def _silence(frames, rows, origin, onset, target, size, rng, in_block):
-    # read twice the window, drop the silenced frames, keep the first `size` that remain
-    wide = origin[:, None] + np.arange(2 * size)
-    inside = wide < len(frames)
-    wide = np.minimum(wide, len(frames) - 1)
-    same_file = frames.source[wide] == frames.source[origin][:, None]
-    readable = inside & same_file & in_block[wide]
-    readable = np.cumprod(readable, axis=1).astype(bool)  # stop at the first unreadable row
-    dropped = (frames.can_id[wide] == target[:, None]) & (np.arange(2 * size) >= onset[:, None])
+    # read up to four windows on, drop the silenced frames, keep the first `size` that remain
+    wide, readable = _readable(frames, origin, in_block, 4 * size)
+    dropped = (frames.can_id[wide] == target[:, None]) & (np.arange(4 * size) >= onset[:, None])
     keep = readable & ~dropped
     ok = keep.sum(axis=1) >= size
     keep, wide, onset, origin, target = keep[ok], wide[ok], onset[ok], origin[ok], target[ok]
@@ -247,7 +295,13 @@ def _masquerade(frames, rows, origin, onset, target, size, rng, in_block):
     return cols, origin, target
 
 
-_MAKERS = {"payload": _payload, "timing": _timing, "silence": _silence, "masquerade": _masquerade}
+def _spoof(frames, rows, origin, onset, target, size, rng, in_block):
+    return _timing(frames, rows, origin, onset, target, size, rng, in_block, kind="spoof")
+
+
+_MAKERS = {
+    "payload": _payload, "timing": _timing, "spoof": _spoof, "silence": _silence, "masquerade": _masquerade,
+}
 
 
 def _empty(frames: Frames, kinds: tuple[str, ...], size: int) -> InjectedWindows:

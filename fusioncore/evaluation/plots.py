@@ -1,4 +1,4 @@
-"""Plots: per-capture timelines, ROC / precision-recall curves, the fusion policy heatmap.
+"""Plots: per-capture timelines, ROC / precision-recall curves, where a fusion trusts which detector.
 
 Curves are drawn from :func:`~fusioncore.evaluation.metrics.curve_points`,
 one point per distinct score, so tied scores move together: a method that
@@ -160,30 +160,27 @@ def plot_timelines(
     return paths
 
 
-def plot_policy(path: Path, states: np.ndarray, names: tuple[str, ...], alpha: np.ndarray,
-                title: str) -> None:
-    """Mean chosen weight over the two state features most correlated with it (a heatmap)."""
+def plot_policy(path: Path, x: np.ndarray, y: np.ndarray, weight: np.ndarray, *, x_label: str,
+                y_label: str, weight_label: str, title: str) -> None:
+    """Where a fusion trusts which detector: each window at (score of one, score of the other).
+
+    ``x`` / ``y`` are two detectors' own scores (symmetric-log axes: anomaly
+    scores span orders of magnitude), the colour is ``weight`` (the weight the
+    fusion gave the ``y`` detector on that window). The labels should say in
+    words what each score measures (``Detector.score_label``).
+    """
     plt = _pyplot()
-    states = np.asarray(states, dtype=np.float64)
-    alpha = np.asarray(alpha, dtype=np.float64)
-    spread = states.std(axis=0)
-    corr = np.zeros(states.shape[1])
-    ok = spread > 0
-    if alpha.std() > 0 and ok.any():
-        centred = (states[:, ok] - states[:, ok].mean(0)) / spread[ok]
-        corr[ok] = np.abs(centred.T @ (alpha - alpha.mean()) / (len(alpha) * alpha.std()))
-    order = np.argsort(-(corr + spread * 1e-9))
-    i, j = (int(order[0]), int(order[1] if len(order) > 1 else order[0]))
-    x, y = states[:, i], states[:, j]
-    bins = 30
-    total, xe, ye = np.histogram2d(x, y, bins=bins, weights=alpha)
-    count, _, _ = np.histogram2d(x, y, bins=[xe, ye])
-    mean = np.where(count > 0, total / np.maximum(count, 1), np.nan)
-    fig, ax = plt.subplots(figsize=(6, 4.8))
-    mesh = ax.pcolormesh(xe, ye, mean.T, cmap="viridis", vmin=0, vmax=1, shading="auto")
-    fig.colorbar(mesh, ax=ax, label="weight on the second detector (alpha)")
-    ax.set(xlabel=names[i] if i < len(names) else f"state[{i}]",
-           ylabel=names[j] if j < len(names) else f"state[{j}]", title=title)
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    weight = np.asarray(weight, dtype=np.float64)
+    order = np.argsort(np.abs(weight - 0.5))  # the decided windows on top of the undecided ones
+    fig, ax = plt.subplots(figsize=(6.4, 5.0))
+    points = ax.scatter(x[order], y[order], c=weight[order], cmap="coolwarm", vmin=0, vmax=1, s=6,
+                        alpha=0.8, linewidths=0, rasterized=True)
+    fig.colorbar(points, ax=ax, label=weight_label)
+    ax.set_xscale("symlog")
+    ax.set_yscale("symlog")
+    ax.set(xlabel=x_label, ylabel=y_label, title=title)
+    ax.grid(True, lw=0.3, alpha=0.5)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

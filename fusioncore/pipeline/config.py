@@ -96,6 +96,28 @@ class SplitConf:
 
 
 @dataclass
+class InjectConf:
+    share: float = 0.5  #: injected windows per benign fusion-block window (0: off)
+    kinds: list[str] = field(default_factory=lambda: ["payload", "timing", "spoof", "silence", "masquerade"])
+
+
+@dataclass
+class CrossFitConf:
+    folds: int = 0  #: K extra trainings per detector for out-of-fold outputs (0: off)
+    by: str = "time"  #: "time" (K stretches of every file) or "file" (whole captures per fold)
+
+
+@dataclass
+class FusionSetConf:
+    """What fusions are fitted on besides the fusion block (fusioncore.pipeline.fusion_set;
+    docs/fusion.md has the measurements behind these defaults)."""
+
+    inject: InjectConf = field(default_factory=InjectConf)
+    crossfit: CrossFitConf = field(default_factory=CrossFitConf)
+    calibrate_on: str = "block"  #: "block" (natural windows) or "all" (block + injected + cross-fitted)
+
+
+@dataclass
 class TrainerConf:
     max_epochs: int = 20
     patience: int = 3
@@ -142,6 +164,7 @@ class RunOptions:
     threads: int | None = None
     window: WindowConf = field(default_factory=WindowConf)
     split: SplitConf = field(default_factory=SplitConf)
+    fusion_set: FusionSetConf = field(default_factory=FusionSetConf)
     trainer: TrainerConf = field(default_factory=TrainerConf)
     data: DataConf = field(default_factory=DataConf)
     eval: EvalConf = field(default_factory=EvalConf)

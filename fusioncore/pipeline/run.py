@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from fusioncore.data.datamodule import CANDataModule
@@ -26,6 +27,7 @@ from fusioncore.pipeline.bundle import ComponentSpec, RunBundle
 from fusioncore.pipeline.components import resolve_components
 from fusioncore.pipeline.distributed import is_ddp_worker
 from fusioncore.pipeline.folder import RunFolder
+from fusioncore.pipeline.fusion_set import assemble, prepare_fusion_set
 from fusioncore.pipeline.preflight import check_splits, print_split_table
 from fusioncore.pipeline.run_info import RunInfo
 from fusioncore.pipeline.stages import (
@@ -127,8 +129,11 @@ def run_seed(ctx: RunContext, dm: CANDataModule, seed: int) -> SeedRun:
 
     pl.seed_everything(seed, verbose=False)
     trained = ctx.stage("detectors", train_detectors, dm, seed)
+    # what fusions learn from: + injected windows (scored with the splits), + cross-fitted outputs
+    fusion_inputs = ctx.stage("fusion_set", prepare_fusion_set, dm, seed)
     scores = ctx.stage("predict", score_splits, dm, trained)
-    fused = ctx.stage("fusions", fit_fusions, dm, scores, seed)
+    fit_set = assemble(scores.outputs, dm, FIT_SPLIT, list(trained), fusion_inputs.crossfit)
+    fused = ctx.stage("fusions", fit_fusions, dm, scores, seed, fit_set, fusion_inputs.spec.calibrate_on)
     thresholds = ctx.stage("thresholds", choose_thresholds, dm, fused)
     validation, tests = ctx.stage("evaluate", evaluate, dm, fused, thresholds)
     report = {**_run_facts(ctx.cfg, dm, trained, scores, seed), **evaluation_report(
@@ -137,6 +142,7 @@ def run_seed(ctx: RunContext, dm: CANDataModule, seed: int) -> SeedRun:
         split_attack_types={s: attack_types_present(dm.splits[s].attack_types)
                             for s in (FIT_SPLIT, VAL_SPLIT)},
     )}
+    report["fusion_set"] = fusion_inputs.report(fit_set if fused.fusions else None)
     return SeedRun(seed, trained, scores, fused, thresholds, tests, report)
 
 
@@ -176,10 +182,22 @@ def draw_plots(folder: Path, dm: CANDataModule, run: SeedRun, components) -> Non
     for name, evaluation in run.tests.items():
         plot_curves(folder / f"curves_{name}.png", name, dm.splits[name].labels, run.fused.methods[name])
         plot_timelines(folder, evaluation)
+    if run.fused.policies:
+        first, last = detectors[0], detectors[-1]
+        outputs = run.scores.outputs
+        words = {n: getattr(run.trained[n].model, "score_label", "") or f"{n} score" for n in (first, last)}
     for i, (name, alpha) in enumerate(run.fused.policies.items()):
         target = folder / ("policy.png" if i == 0 else f"policy_{name}.png")
-        plot_policy(target, run.fused.val_data.states, run.fused.val_data.state_names, alpha,
-                    f"{name}: weight on {detectors[-1]} (validation windows)")
+        shown = list(alpha)
+        plot_policy(
+            target,
+            np.concatenate([outputs[s][first].score for s in shown]),
+            np.concatenate([outputs[s][last].score for s in shown]),
+            np.concatenate([alpha[s] for s in shown]),
+            x_label=words[first], y_label=words[last],
+            weight_label=f"weight on {last} (0: trusts {first} alone, 1: {last} alone)",
+            title=f"{name}: whom it trusts, validation and test windows",
+        )
 
 
 def make_bundle(ctx: RunContext, dm: CANDataModule, run: SeedRun) -> RunBundle:

@@ -30,6 +30,7 @@ from fusioncore.evaluation import best_mcc_threshold
 from fusioncore.paths import data_root
 from fusioncore.pipeline.components import Components
 from fusioncore.pipeline.detectors import TrainedDetector, predict_split, train_or_reuse
+from fusioncore.pipeline.fusion_set import INJECTED_SPLIT, FusionSet
 from fusioncore.pipeline.run_info import RunInfo
 from fusioncore.plugins import Plugins
 from fusioncore.scoring import checked_fuse, fusion_data
@@ -145,7 +146,8 @@ class DetectorScores:
 
 
 def scored_splits(dm: CANDataModule) -> list[str]:
-    return [FIT_SPLIT, VAL_SPLIT, *dm.test_scenarios]
+    injected = [INJECTED_SPLIT] if INJECTED_SPLIT in dm.splits else []  # see the fusion_set stage
+    return [FIT_SPLIT, *injected, VAL_SPLIT, *dm.test_scenarios]
 
 
 def score_splits(
@@ -185,20 +187,31 @@ class FittedFusions:
     calibrators: Mapping[str, PlattScaler]
     encoder: StateEncoder | None = None
     fusions: Mapping[str, FusionStrategy] = attrs.field(factory=dict)
-    policies: Mapping[str, np.ndarray] = attrs.field(factory=dict)  #: fusion -> weight on last detector (val)
+    #: fusion -> split -> weight on the last detector, for validation and test windows
+    policies: Mapping[str, Mapping[str, np.ndarray]] = attrs.field(factory=dict)
     val_data: FusionData | None = None
 
     def summary(self) -> dict[str, Any]:
         return {"methods": sorted(self.methods.get(VAL_SPLIT, {}))}
 
 
-def fit_fusions(ctx: RunContext, dm: CANDataModule, scores: DetectorScores, seed: int) -> FittedFusions:
-    """Calibrate each detector's score, encode states, fit every fusion on the fusion block."""
+def fit_fusions(ctx: RunContext, dm: CANDataModule, scores: DetectorScores, seed: int,
+                fit_set: FusionSet | None = None, calibrate_on: str = "block") -> FittedFusions:
+    """Calibrate each detector's score, encode states, fit every fusion on the fusion set.
+
+    ``fit_set`` (:mod:`fusioncore.pipeline.fusion_set`) holds the windows fusions
+    learn from; without one, the fusion block. Calibrators are fitted on its
+    natural block windows, or on all of it with ``calibrate_on="all"``.
+    """
     comps = ctx.components
     detectors = list(comps.detectors)
     outputs = scores.outputs
     labels = {s: dm.splits[s].labels for s in outputs}
-    calibrators = {n: PlattScaler.fit(outputs[FIT_SPLIT][n].score, labels[FIT_SPLIT]) for n in detectors}
+    if fit_set is None:
+        fit_set = FusionSet({n: outputs[FIT_SPLIT][n] for n in detectors}, labels[FIT_SPLIT],
+                            dm.splits[FIT_SPLIT].attack_types, np.zeros(len(labels[FIT_SPLIT]), np.int64))
+    calibrate = fit_set.select(["block"]) if calibrate_on == "block" else fit_set
+    calibrators = {n: PlattScaler.fit(calibrate.outputs[n].score, calibrate.labels) for n in detectors}
     # single detectors are judged on their raw scores: calibration is monotone, but a
     # saturated sigmoid would turn very large scores into ties and understate AUROC
     methods = {s: {n: outputs[s][n].score.astype(np.float64) for n in detectors} for s in outputs}
@@ -206,24 +219,28 @@ def fit_fusions(ctx: RunContext, dm: CANDataModule, scores: DetectorScores, seed
         return FittedFusions(methods, calibrators)
     with ctx.timed("encode"):
         encoder = comps.encoder()
-        encoder.fit(outputs[FIT_SPLIT])
+        encoder.fit(fit_set.outputs)
         # the same calibrate -> encode step `fusioncore detect` runs (fusioncore.scoring)
         data = {s: fusion_data(outputs[s], detectors, calibrators, encoder, labels[s]) for s in outputs}
+        fit_data = fusion_data(fit_set.outputs, detectors, calibrators, encoder, fit_set.labels)
     reward = comps.reward()
     fitted: dict[str, FusionStrategy] = {}
-    policies: dict[str, np.ndarray] = {}
+    policies: dict[str, dict[str, np.ndarray]] = {}
+    shown = [VAL_SPLIT, *dm.test_scenarios]  # where the detectors disagree, if anywhere: the tests
     for name in comps.fusion_names:
         with ctx.timed(f"fit.{name}"):
             fusion = comps.fusion(name, seed, reward)
-            fusion.fit(data[FIT_SPLIT], data[VAL_SPLIT])
+            fusion.fit(fit_data, data[VAL_SPLIT])
         with ctx.timed(f"fuse.{name}"):
             for s in outputs:
                 methods[s][name] = checked_fuse(fusion, name, data[s]).astype(np.float64)
-            policy = fusion.policy(data[VAL_SPLIT])
-            # beyond the first, a heatmap only says something when weights vary per window
-            alpha = None if policy is None else np.asarray(policy)[:, -1]
-            if alpha is not None and len(detectors) >= 2 and (not policies or np.ptp(alpha) > 0):
-                policies[name] = alpha
+            weights = {s: fusion.policy(data[s]) for s in shown}
+            # the weight on the last detector; beyond the first fusion, a policy plot only
+            # says something when the weights vary per window
+            if len(detectors) >= 2 and all(w is not None for w in weights.values()):
+                alpha = {s: np.asarray(w)[:, -1] for s, w in weights.items()}
+                if not policies or np.ptp(np.concatenate(list(alpha.values()))) > 0:
+                    policies[name] = alpha
         fitted[name] = fusion
     return FittedFusions(methods, calibrators, encoder, fitted, policies, data[VAL_SPLIT])
 

@@ -2,7 +2,8 @@
 
 ``mean``, ``max`` and ``single`` are fixed rules; ``weighted`` learns one weight
 vector for all windows; ``stacking`` learns a logistic regression (or small MLP)
-on states and scores. All are deterministic, and registered lazily.
+on states and scores; ``moe`` learns per-window detector weights with a gating
+network (a mixture of experts). All are deterministic, and registered lazily.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from fusioncore.registry import lazy_exports
 __all__ = [
     "MaxFusion",
     "MeanFusion",
+    "MixtureOfExpertsFusion",
     "NotFittedError",
     "SingleDetectorFusion",
     "StackingFusion",
@@ -24,6 +26,7 @@ __all__ = [
 _RULES = "fusioncore_baselines.rules"
 __getattr__ = lazy_exports({
     "NotFittedError": "fusioncore.errors",
+    "MixtureOfExpertsFusion": "fusioncore_baselines.moe",
     **dict.fromkeys(("MaxFusion", "MeanFusion", "SingleDetectorFusion"), _RULES),
     "StackingFusion": "fusioncore_baselines.stacking",
     "WeightedFusion": "fusioncore_baselines.weighted",
@@ -40,3 +43,5 @@ def fusioncore_register_fusions(register: Register) -> None:
              "one weight vector fitted on val by grid search (MCC)")
     register("stacking", Lazy("fusioncore_baselines.stacking:StackingFusion"),
              "class-weighted logistic regression on states + scores")
+    register("moe", Lazy("fusioncore_baselines.moe:MixtureOfExpertsFusion"),
+             "mixture of experts: a gating MLP weighs detectors per window")

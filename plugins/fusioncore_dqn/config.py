@@ -9,10 +9,12 @@ import attrs
 
 from fusioncore import ConfigError
 
-__all__ = ["MONITORS", "DQNConfig"]
+__all__ = ["DECISIONS", "MONITORS", "DQNConfig"]
 
 #: Validation metrics early stopping can watch (both "higher is better").
 MONITORS = ("val_reward", "val_mcc")
+#: Where the training reward's decision threshold comes from.
+DECISIONS = ("val", "fixed")
 
 
 def _check(condition_name: str, test):
@@ -37,6 +39,12 @@ class DQNConfig:
     """Every knob of :class:`~fusioncore_dqn.dqn.DQNFusion` (see its docstring)."""
 
     threshold: float = attrs.field(default=0.5, converter=float, validator=_unit)
+    decision: str = attrs.field(
+        default="val", validator=_check(f"one of {DECISIONS}", lambda v: v in DECISIONS)
+    )
+    margin: float = attrs.field(
+        default=0.05, converter=float, validator=_check("in [0, 0.5)", lambda v: 0 <= v < 0.5)
+    )
     k: int = attrs.field(default=21, converter=int, validator=_check(">= 2", lambda v: v >= 2))
     hidden: tuple[int, ...] = attrs.field(
         default=(64, 64),
@@ -48,6 +56,7 @@ class DQNConfig:
     batch_size: int = attrs.field(default=512, converter=int, validator=_positive)
     minibatch_size: int | None = attrs.field(default=None, validator=_positive)
     epochs: int = attrs.field(default=20, converter=int, validator=_positive)
+    min_steps: int = attrs.field(default=2000, converter=int, validator=_nonneg)
     gamma: float = attrs.field(
         default=0.0, converter=float, validator=_check("in [0, 1)", lambda v: 0 <= v < 1)
     )

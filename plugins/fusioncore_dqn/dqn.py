@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -50,22 +51,33 @@ class DQNFusion(FusionStrategy):
     ``include_scores``: whether the detectors agree decides how much the
     weight matters).
 
-    **Reward.** Computed on the decision ``fused > threshold`` from the fused
-    score, never on the action index (``reward``: a RewardFunction object or a
-    bundled name, ``asymmetric`` by default, with ``reward_params``).
-    ``threshold`` only shapes the training reward; the core picks the final
-    decision threshold on validation.
+    **Reward.** Computed on the decision the deployed system takes from the
+    fused score, never on the action index (``reward``: a RewardFunction
+    object or a bundled name, ``asymmetric`` by default, with
+    ``reward_params``). The core deploys ``fused > t`` with ``t`` the best-MCC
+    threshold of the fused scores on validation; with ``decision="val"``
+    (default) the reward uses that same ``t``: it starts at ``threshold`` and
+    after every validation pass becomes the threshold the core would choose
+    for the current greedy policy (the same function on the same scores), so
+    the policy learns for the decision it will be judged by, not for a fixed
+    0.5. ``decision="fixed"`` keeps ``threshold`` throughout. In training an
+    attack counts as caught only ``margin`` above ``t`` and a benign window
+    as passed only ``margin`` below it, so decisions survive a moved
+    threshold.
 
     **Training** (vectorised, no Python loop per window): each step takes a
     batch of cached states, picks all actions at once (epsilon-greedy,
     epsilon linear from ``epsilon_start`` to ``epsilon_end`` over the first
     ``epsilon_decay`` share of all steps), rewards them at once, pushes them
     into a tensor ring buffer, samples a minibatch and takes one Adam step on
-    the Huber loss. Target network: hard sync every ``target_update`` steps,
-    or soft updates with ``tau``; Double DQN target when ``double`` (both only
-    matter with ``gamma > 0``). Early stopping watches ``monitor``
+    the Huber loss. A small fusion set is passed over several times per
+    epoch so a fit takes at least ``min_steps`` gradient steps. Target
+    network: hard sync every ``target_update`` steps, or soft updates with
+    ``tau``; Double DQN target when ``double`` (both only matter with
+    ``gamma > 0``). Early stopping watches ``monitor``
     (``val_reward`` or ``val_mcc`` of the greedy policy) with ``patience``
-    epochs, and the best epoch's weights are restored.
+    epochs (ties go to the later epoch: on a validation split every policy
+    may be perfect on), and the best epoch's weights and threshold are restored.
 
     **Design.** A FusionStrategy that owns a :class:`DQNModule` and builds a
     ``pl.Trainer`` in ``fit``, rather than one class inheriting both: the
@@ -95,6 +107,8 @@ class DQNFusion(FusionStrategy):
         reward: str | RewardFunction = "asymmetric",
         reward_params: Mapping[str, Any] | None = None,
         threshold: float = 0.5,
+        decision: str = "val",
+        margin: float = 0.05,
         k: int = 21,
         hidden: int | Sequence[int] = (64, 64),
         include_scores: bool = True,
@@ -102,6 +116,7 @@ class DQNFusion(FusionStrategy):
         batch_size: int = 512,
         minibatch_size: int | None = None,
         epochs: int = 20,
+        min_steps: int = 2000,
         gamma: float = 0.0,
         epsilon_start: float = 1.0,
         epsilon_end: float = 0.05,
@@ -120,6 +135,8 @@ class DQNFusion(FusionStrategy):
     ) -> None:
         self.config = DQNConfig(
             threshold=threshold,
+            decision=decision,
+            margin=margin,
             k=k,
             hidden=hidden,
             include_scores=include_scores,
@@ -127,6 +144,7 @@ class DQNFusion(FusionStrategy):
             batch_size=batch_size,
             minibatch_size=minibatch_size,
             epochs=epochs,
+            min_steps=min_steps,
             gamma=gamma,
             epsilon_start=epsilon_start,
             epsilon_end=epsilon_end,
@@ -167,7 +185,9 @@ class DQNFusion(FusionStrategy):
             q_net = build_q_network(in_dim, cfg.hidden, len(actions))
 
         train_t = self._tensors(train)
-        steps = len(ShuffledBatches(train_t, cfg.batch_size, cfg.seed)) * cfg.epochs
+        per_pass = len(train_t) / cfg.batch_size
+        passes = max(1, math.ceil(cfg.min_steps / max(per_pass * cfg.epochs, 1e-9)))
+        steps = math.ceil(passes * per_pass) * cfg.epochs
         module = DQNModule(q_net, actions, self.reward, cfg, total_steps=steps)
         callbacks = []
         if len(val) and cfg.patience is not None:
@@ -184,7 +204,9 @@ class DQNFusion(FusionStrategy):
             limit_val_batches=1.0 if len(val) else 0,
             callbacks=callbacks,
         )
-        loaders = ShuffledBatches(train_t, cfg.batch_size, cfg.seed, with_next=cfg.gamma > 0)
+        loaders = ShuffledBatches(
+            train_t, cfg.batch_size, cfg.seed, with_next=cfg.gamma > 0, passes=passes
+        )
         val_loader = SequentialBatches(self._tensors(val)) if len(val) else None
         previous_threads = torch.get_num_threads()
         if self.cpu_threads is not None:
@@ -196,6 +218,7 @@ class DQNFusion(FusionStrategy):
 
         if module.best_weights is not None:
             module.q_net.load_state_dict(module.best_weights)
+            self.config = attrs.evolve(self.config, threshold=module.best_threshold)
         self.q_net = module.q_net.cpu().eval()
         self.actions = actions
         self.n_detectors, self.state_dim = m, d

@@ -20,6 +20,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from fusioncore import RewardFunction
+from fusioncore.evaluation import best_mcc_threshold
 from fusioncore.evaluation.metrics import mcc_from_counts
 from fusioncore.nn import mlp
 from fusioncore_dqn.config import DQNConfig
@@ -65,25 +66,30 @@ class Batch:
 
 
 class ShuffledBatches:
-    """A fresh seeded permutation per epoch, cut into batches gathered by index.
+    """``passes`` fresh seeded permutations per epoch, cut into batches gathered by index.
 
     Deliberately not a ``DataLoader``: its default collation would index one
     window at a time. With ``with_next`` the successor of row i is row i + 1
-    (the next window in order) and the last row has none.
+    (the next window in order) and the last row has none. ``passes > 1``
+    gives a small fusion set enough gradient steps per epoch (see
+    ``DQNConfig.min_steps``).
     """
 
     def __init__(
-        self, data: FusionTensors, batch_size: int, seed: int, *, with_next: bool = False
+        self, data: FusionTensors, batch_size: int, seed: int, *, with_next: bool = False,
+        passes: int = 1,
     ) -> None:
         self.data, self.batch_size, self.with_next = data, batch_size, with_next
+        self.passes = max(1, int(passes))
         self.generator = torch.Generator().manual_seed(seed)
 
     def __len__(self) -> int:
-        return math.ceil(len(self.data) / self.batch_size)
+        return math.ceil(self.passes * len(self.data) / self.batch_size)
 
     def __iter__(self) -> Iterator[Batch]:
         n = len(self.data)
-        for idx in torch.randperm(n, generator=self.generator).split(self.batch_size):
+        order = torch.cat([torch.randperm(n, generator=self.generator) for _ in range(self.passes)])
+        for idx in order.split(self.batch_size):
             nxt = (idx + 1).clamp(max=n - 1) if self.with_next else None
             yield Batch(
                 inputs=self.data.inputs[idx],
@@ -147,10 +153,14 @@ class DQNModule(pl.LightningModule):
         self.history: list[EpochStats] = []
         self.best_metric = -math.inf
         self.best_weights: dict[str, torch.Tensor] | None = None
+        #: the decision threshold rewards are computed at; with decision="val" it follows the
+        #: best-MCC threshold of the greedy policy on validation (the one the core deploys)
+        self.threshold = float(config.threshold)
+        self.best_threshold = self.threshold
+        self._val_parts: list[tuple[torch.Tensor, torch.Tensor]] = []
         self._epoch_start = 0.0
         # Accumulated on the module's device (created in on_fit_start): no host sync per step.
         self._train_reward = torch.zeros(2, dtype=torch.float64)  # (sum, count)
-        self._val = torch.zeros(5, dtype=torch.float64)  # (reward sum, tp, tn, fp, fn)
         self._last_val: tuple[float, float] | None = None
 
     # -------------------------------------------------------------- policy
@@ -170,8 +180,24 @@ class DQNModule(pl.LightningModule):
         action index: a high alpha is not "saying attack".
         """
         fused = self.fused(actions, scores)
-        decision = fused > self.config.threshold
+        decision = fused > self.threshold
         return fused, decision, self.reward(decision, labels, fused).float()
+
+    def training_outcome(
+        self, actions: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor
+    ) -> torch.Tensor:
+        """The reward of each row's action in training: the deployed decision, with a margin.
+
+        An attack counts as caught only if its fused score clears the threshold
+        by ``margin``, a benign window as passed only if it stays ``margin``
+        below it: the policy is paid for decisions that survive a threshold
+        moved by up to ``margin`` (the validation threshold moves as the policy
+        learns, and the deployed one is chosen on windows the policy never saw).
+        """
+        fused = self.fused(actions, scores)
+        shift = torch.where(labels.bool(), self.config.margin, -self.config.margin)
+        decision = fused > self.threshold + shift
+        return self.reward(decision, labels, fused).float()
 
     def epsilon(self, step: int) -> float:
         """Linear decay from start to end over the first ``epsilon_decay`` share of all steps."""
@@ -203,7 +229,6 @@ class DQNModule(pl.LightningModule):
         self.generator = torch.Generator(device=self.device).manual_seed(self.config.seed + 1)
         self.target_net.load_state_dict(self.q_net.state_dict())
         self._train_reward = self._train_reward.to(self.device)
-        self._val = self._val.to(self.device)
 
     def on_train_epoch_start(self) -> None:
         self._epoch_start = time.perf_counter()
@@ -222,7 +247,7 @@ class DQNModule(pl.LightningModule):
                 len(self.actions), (n,), generator=self.generator, device=self.device
             )
             action = torch.where(explore, random, greedy)
-            _, _, reward = self.outcome(action, batch.scores, batch.labels)
+            reward = self.training_outcome(action, batch.scores, batch.labels)
         self.buffer.push(Transitions(batch.inputs, action, reward, batch.next_inputs, batch.done))
         self._train_reward[0] += reward.sum()
         self._train_reward[1] += n
@@ -270,27 +295,25 @@ class DQNModule(pl.LightningModule):
 
     # ---------------------------------------------------------- validation
     def on_validation_epoch_start(self) -> None:
-        self._val.zero_()
+        self._val_parts = []
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         action = self.q_net(batch.inputs).argmax(dim=1)
-        _, decision, reward = self.outcome(action, batch.scores, batch.labels)
-        attack = batch.labels.bool()
-        counts = torch.stack(
-            [
-                reward.sum(),
-                (decision & attack).sum(),
-                (~decision & ~attack).sum(),
-                (decision & ~attack).sum(),
-                (~decision & attack).sum(),
-            ]
-        )
-        self._val += counts.double()
+        self._val_parts.append((self.fused(action, batch.scores), batch.labels))
 
     def on_validation_epoch_end(self) -> None:
-        reward_sum, tp, tn, fp, fn = self._val.tolist()
-        n = tp + tn + fp + fn
-        val_reward = reward_sum / max(n, 1.0)
+        if not self._val_parts:
+            return
+        fused = torch.cat([f for f, _ in self._val_parts])
+        labels = torch.cat([y for _, y in self._val_parts])
+        if self.config.decision == "val":
+            # the threshold the core will choose for this policy (same function, same scores)
+            self.threshold = best_mcc_threshold(labels.cpu().numpy(), fused.float().cpu().numpy())
+        decision = fused > self.threshold
+        attack = labels.bool()
+        tp, tn = float((decision & attack).sum()), float((~decision & ~attack).sum())
+        fp, fn = float((decision & ~attack).sum()), float((~decision & attack).sum())
+        val_reward = float(self.reward(decision, labels, fused).double().mean())
         val_mcc = float(mcc_from_counts(tp, fp, tn, fn))  # NaN: the val split holds one class
         self._last_val = (val_reward, None if math.isnan(val_mcc) else val_mcc)
         # Early stopping and weight selection need a number (Lightning stops on NaN); one
@@ -298,6 +321,9 @@ class DQNModule(pl.LightningModule):
         metrics = {"val_reward": val_reward, "val_mcc": 0.0 if math.isnan(val_mcc) else val_mcc}
         self.log_dict(metrics, prog_bar=True)
         current = metrics[self.config.monitor]
-        if current > self.best_metric:
+        # ties go to the later epoch: on a validation split where every policy is perfect the
+        # metric is flat, and the policy trained longer on the fusion set is the one to keep
+        if current >= self.best_metric:
             self.best_metric = current
+            self.best_threshold = self.threshold
             self.best_weights = {k: v.detach().clone() for k, v in self.q_net.state_dict().items()}
