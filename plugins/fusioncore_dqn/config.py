@@ -56,7 +56,7 @@ class DQNConfig:
     batch_size: int = attrs.field(default=512, converter=int, validator=_positive)
     minibatch_size: int | None = attrs.field(default=None, validator=_positive)
     epochs: int = attrs.field(default=20, converter=int, validator=_positive)
-    min_steps: int = attrs.field(default=2000, converter=int, validator=_nonneg)
+    min_steps: int = attrs.field(default=1000, converter=int, validator=_nonneg)
     gamma: float = attrs.field(
         default=0.0, converter=float, validator=_check("in [0, 1)", lambda v: 0 <= v < 1)
     )

@@ -116,7 +116,7 @@ class DQNFusion(FusionStrategy):
         batch_size: int = 512,
         minibatch_size: int | None = None,
         epochs: int = 20,
-        min_steps: int = 2000,
+        min_steps: int = 1000,
         gamma: float = 0.0,
         epsilon_start: float = 1.0,
         epsilon_end: float = 0.05,
