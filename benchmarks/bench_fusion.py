@@ -79,7 +79,8 @@ def test_vectorised(benchmark, states, source, sizes):
              steps=steps, **_tags(states, sizes))
 
     def fit() -> DQNFusion:
-        fusion = DQNFusion(epochs=sizes.dqn_epochs, patience=None, seed=SEED)
+        # min_steps=0: exactly ceil(n / batch) steps per epoch, the work the other variants do
+        fusion = DQNFusion(epochs=sizes.dqn_epochs, patience=None, seed=SEED, min_steps=0)
         return fusion.fit(states, _no_validation(states))
 
     fusion = benchmark.pedantic(fit, rounds=sizes.rounds, warmup_rounds=1)

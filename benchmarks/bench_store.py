@@ -93,7 +93,7 @@ def _no_validation(data: FusionData) -> FusionData:
 def _train(system: TrainedSystem, case: StoreCase, outputs: dict[str, DetectorOutput],
            epochs: int) -> DQNFusion:
     train = fusion_data(outputs, case.labels, system.calibrators, system.encoder)
-    return DQNFusion(epochs=epochs, patience=None, seed=SEED).fit(train, _no_validation(train))
+    return DQNFusion(epochs=epochs, patience=None, seed=SEED, min_steps=0).fit(train, _no_validation(train))
 
 
 def from_store(system: TrainedSystem, case: StoreCase, epochs: int) -> DQNFusion:
