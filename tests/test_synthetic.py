@@ -22,8 +22,10 @@ from fusioncore.data.synthetic import (
     SYNTHETIC_VERSION,
     build_fleet,
     ensure_synthetic,
+    file_plan,
     generate_synthetic,
     load_manifest,
+    simulate_capture,
 )
 from fusioncore.data.synthetic import dataset as dataset_module
 from fusioncore.data.synthetic.vehicles import FieldKind
@@ -290,7 +292,7 @@ def test_ensure_is_idempotent(tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise AssertionError("a current dataset must not be regenerated")
 
-    monkeypatch.setattr(dataset_module, "generate_synthetic", boom)
+    monkeypatch.setattr(dataset_module, "_generate", boom)
     assert ensure_synthetic(root, seed=3, scale=0.1) == root
     assert (root / MANIFEST_NAME).stat().st_mtime_ns == manifest_stat.st_mtime_ns
     assert sorted(p.name for p in root.parent.iterdir()) == ["synthetic"]
@@ -315,25 +317,25 @@ def test_ensure_regenerates_stale_or_damaged_data(tmp_path):
 
 def test_ensure_is_atomic_when_generation_crashes(tmp_path, monkeypatch):
     root = tmp_path / "synthetic"
-    real_format = dataset_module.format_csv
+    real_write = dataset_module.write_csv
     calls = []
 
-    def crash_on_fifth(frames):
+    def crash_on_fifth(frames, fh):
         calls.append(1)
         if len(calls) == 5:
             raise RuntimeError("simulated crash")
-        return real_format(frames)
+        return real_write(frames, fh)
 
-    monkeypatch.setattr(dataset_module, "format_csv", crash_on_fifth)
+    monkeypatch.setattr(dataset_module, "write_csv", crash_on_fifth)
     with pytest.raises(RuntimeError, match="simulated crash"):
         ensure_synthetic(root, seed=0, scale=0.1)
     assert list(tmp_path.iterdir()) == [], "no dataset and no temporary folder left behind"
 
-    monkeypatch.setattr(dataset_module, "format_csv", real_format)
+    monkeypatch.setattr(dataset_module, "write_csv", real_write)
     ensure_synthetic(root, seed=0, scale=0.1)
     before = (root / MANIFEST_NAME).read_bytes()
     calls.clear()
-    monkeypatch.setattr(dataset_module, "format_csv", crash_on_fifth)
+    monkeypatch.setattr(dataset_module, "write_csv", crash_on_fifth)
     with pytest.raises(RuntimeError):
         ensure_synthetic(root, seed=1, scale=0.1)  # stale copy must survive a failed refresh
     assert (root / MANIFEST_NAME).read_bytes() == before
@@ -370,3 +372,57 @@ def test_load_manifest_errors(tmp_path):
 def test_capture_names_carry_the_attack_type():
     pattern = re.compile(r"^(attack-free|DoS|fuzzing|spoofing|replay|malfunction|suppress|masquerade)-")
     assert all(pattern.match(Path(p.path).name) for p in FILE_PLAN)
+
+
+# ------------------------------------------------------------------ size: drives and the large dataset
+def test_drives_multiply_the_captures_each_a_drive_of_its_own(tmp_path, generated):
+    _, one, _ = generated
+    manifest = generate_synthetic(tmp_path / "s", seed=0, scale=0.1, drives=3)
+    assert len(manifest.files) == 3 * len(FILE_PLAN) and manifest.drives == 3
+    assert [f.path for f in manifest.files] == [p.path for p in file_plan(3)]
+    assert {Path(f.path).stem.rsplit("-", 1)[1] for f in manifest.files} == {"01", "02", "03"}
+    assert len({f.sha256 for f in manifest.files}) == len(manifest.files)  # no two drives alike
+    for f in manifest.files:  # names still carry attack and vehicle, as the readers expect
+        prefix, vehicle, _ = Path(f.path).stem.rsplit("-", 2)
+        assert PREFIX_TO_ATTACK[prefix] == f.attack and vehicle == f.vehicle
+    again = generate_synthetic(tmp_path / "t", seed=0, scale=0.1, drives=3)
+    assert again == manifest
+    assert file_plan(1) == FILE_PLAN and one.drives == 1
+    # an ensured copy with other drives is stale
+    root = tmp_path / "ensured"
+    ensure_synthetic(root, seed=0, scale=0.1, drives=2)
+    ensure_synthetic(root, seed=0, scale=0.1, drives=3)
+    assert load_manifest(root).drives == 3 and len(list(root.rglob("*.csv"))) == 3 * len(FILE_PLAN)
+    with pytest.raises(ConfigError, match="drives"):
+        generate_synthetic(tmp_path / "u", drives=0)
+
+
+def test_chunked_writer_gives_format_csv_bytes(tmp_path):
+    import io
+
+    from fusioncore.data.synthetic.csvfile import format_csv, write_csv
+
+    sedan = build_fleet(0)[0]
+    frames = simulate_capture(sedan, "fuzzing", rng=np.random.default_rng(5), duration=3.0,
+                              start_us=1_700_000_000 * 1_000_000).frames
+    buf = io.BytesIO()
+    size, digest = write_csv(frames, buf, chunk_rows=777)
+    assert buf.getvalue() == format_csv(frames)
+    assert size == len(buf.getvalue()) and digest == hashlib.sha256(buf.getvalue()).hexdigest()
+
+
+def test_the_registered_scale_datasets_are_sized_as_documented():
+    """synthetic-large must hold at least 60 M frames: 476 k frames per unit of scale x drives at seed 0.
+
+    Generating it takes minutes, so the size is checked here from a small sample with the same
+    plan: frames grow linearly with scale (the same drive, longer) and with drives.
+    """
+    from fusioncore.plugins import get_plugins
+
+    registry = get_plugins().registry
+    large, medium = registry.get("dataset", "synthetic-large"), registry.get("dataset", "synthetic-medium")
+    assert (large.scale, large.drives, large.seed) == (13.0, 10, 0)
+    assert (medium.scale, medium.drives, medium.seed) == (13.0, 1, 0)
+    assert large.location(Path("/nonexistent")).name == "synthetic-large"
+    # at seed 0, scale 1 holds 476 k frames; measured: synthetic-large 61.8 M, synthetic-medium 6.17 M
+    assert 476_000 * large.scale * large.drives >= 60_000_000

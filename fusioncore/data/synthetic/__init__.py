@@ -48,9 +48,16 @@ of a file.
   manifest are exactly the labelled span: ``start <= timestamp < end``.
 
 Determinism: one random generator per file, seeded from ``(seed, file path)``;
-the same seed and scale give byte-identical files. ``scale`` multiplies
-every capture's duration (40-46 s at scale 1: 21 files, 430-540 k frames in
-all depending on the seed, 476 k at seed 0, generated in about half a second).
+the same seed, scale and drives give byte-identical files. ``scale``
+multiplies every capture's duration (40-46 s at scale 1: 21 files, 430-540 k
+frames in all depending on the seed, 476 k at seed 0, generated in about half
+a second). ``drives`` simulates that many captures per plan entry
+(``DoS-sedan-01.csv`` ... ``DoS-sedan-10.csv``), each its own drive: the
+``synthetic-large`` dataset is scale 13 x 10 drives (210 captures of about
+9 minutes, 62 M frames at seed 0), ``synthetic-medium`` the same captures'
+length with one drive each (21 captures, 6.2 M frames). Everything is
+vectorised per message and per capture, and CSVs are written in chunks, so
+memory stays at one capture's columns.
 """
 
 from fusioncore.data.synthetic.attacks import ATTACKS, AttackEvent
@@ -63,6 +70,7 @@ from fusioncore.data.synthetic.dataset import (
     SyntheticFile,
     SyntheticManifest,
     ensure_synthetic,
+    file_plan,
     generate_synthetic,
     load_manifest,
 )
@@ -89,6 +97,7 @@ __all__ = [
     "VehicleSpec",
     "build_fleet",
     "ensure_synthetic",
+    "file_plan",
     "format_csv",
     "generate_synthetic",
     "load_manifest",

@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import json
 import math
 import os
 import shutil
 import tempfile
+import time
 import zlib
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import attrs
 import numpy as np
 
 from fusioncore.data.synthetic.capture import simulate_capture
-from fusioncore.data.synthetic.csvfile import format_csv
+from fusioncore.data.synthetic.csvfile import write_csv
 from fusioncore.data.synthetic.vehicles import KNOWN_VEHICLES, UNKNOWN_VEHICLES, build_fleet
 from fusioncore.errors import ConfigError, DatasetNotFoundError
 
@@ -29,6 +30,7 @@ __all__ = [
     "SyntheticFile",
     "SyntheticManifest",
     "ensure_synthetic",
+    "file_plan",
     "generate_synthetic",
     "load_manifest",
 ]
@@ -56,13 +58,17 @@ FILE_PREFIX: Mapping[str, str] = {
 
 @attrs.frozen
 class PlannedFile:
+    """One capture to simulate; ``drive`` numbers the captures of one plan entry (0: the only one)."""
+
     folder: str
     attack: str
     vehicle: str
+    drive: int = 0
 
     @property
     def path(self) -> str:
-        return f"{self.folder}/{FILE_PREFIX[self.attack]}-{self.vehicle}.csv"
+        suffix = f"-{self.drive:02d}" if self.drive else ""
+        return f"{self.folder}/{FILE_PREFIX[self.attack]}-{self.vehicle}{suffix}.csv"
 
 
 def _plan() -> tuple[PlannedFile, ...]:
@@ -89,6 +95,13 @@ def _plan() -> tuple[PlannedFile, ...]:
 
 
 FILE_PLAN: tuple[PlannedFile, ...] = _plan()
+
+
+def file_plan(drives: int = 1) -> tuple[PlannedFile, ...]:
+    """:data:`FILE_PLAN` with ``drives`` captures per entry (``DoS-sedan-01.csv`` ...; 1: as is)."""
+    if drives == 1:
+        return FILE_PLAN
+    return tuple(attrs.evolve(p, drive=k) for p in FILE_PLAN for k in range(1, drives + 1))
 
 
 def _intervals(value) -> tuple[tuple[float, float], ...]:
@@ -125,6 +138,7 @@ class SyntheticManifest:
     scale: float
     files: tuple[SyntheticFile, ...] = attrs.field(converter=tuple)
     vehicles: Mapping[str, tuple[int, ...]] = attrs.field(factory=dict)
+    drives: int = 1  #: captures per entry of FILE_PLAN
 
     @property
     def total_frames(self) -> int:
@@ -168,9 +182,11 @@ def load_manifest(root: Path) -> SyntheticManifest:
         raise DatasetNotFoundError(f"unreadable synthetic manifest {path}: {exc}") from exc
 
 
-def _check_options(seed: int, scale: float) -> None:
+def _check_options(seed: int, scale: float, drives: int = 1) -> None:
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ConfigError(f"synthetic seed must be a non-negative integer, got {seed!r}")
+    if not isinstance(drives, (int, np.integer)) or drives < 1:
+        raise ConfigError(f"synthetic drives must be a positive integer, got {drives!r}")
     if not (isinstance(scale, (int, float)) and math.isfinite(scale)):
         raise ConfigError(f"synthetic scale must be a finite number, got {scale!r}")
     if scale * BASE_DURATION_S[0] < _MIN_DURATION_S:
@@ -199,57 +215,39 @@ def _clear_previous(root: Path) -> None:
         (root / f.path).unlink(missing_ok=True)
 
 
-def generate_synthetic(root: Path, *, seed: int = 0, scale: float = 1.0) -> SyntheticManifest:
-    """Simulate every file of :data:`FILE_PLAN` into ``root`` and write its manifest last.
+def generate_synthetic(
+    root: Path, *, seed: int = 0, scale: float = 1.0, drives: int = 1, progress: bool = False
+) -> SyntheticManifest:
+    """Simulate every file of :func:`file_plan` into ``root`` and write its manifest last.
 
-    Deterministic: the same ``seed`` and ``scale`` give byte-identical files.
-    ``scale`` multiplies every capture's duration. ``root`` must be absent,
-    empty, or an earlier synthetic dataset (which is replaced in place; use
-    :func:`ensure_synthetic` for an atomic swap).
+    Deterministic: the same ``seed``, ``scale`` and ``drives`` give byte-identical
+    files. ``scale`` multiplies every capture's duration, ``drives`` the number
+    of captures per plan entry (each its own drive, seeded by its path).
+    ``root`` must be absent, empty, or an earlier synthetic dataset (which is
+    replaced in place; use :func:`ensure_synthetic` for an atomic swap).
+    ``progress`` shows a bar on stderr (files and frames written).
     """
-    _check_options(seed, scale)
-    root = Path(root)
+    _check_options(seed, scale, drives)
+    return _generate(Path(root), seed, scale, drives, Path(root).name if progress else None)
+
+
+def _generate(root: Path, seed: int, scale: float, drives: int, title: str | None) -> SyntheticManifest:
     _clear_previous(root)
     fleet = {v.name: v for v in build_fleet(int(seed))}
+    plan = file_plan(int(drives))
     records = []
-    for planned in FILE_PLAN:
-        # One generator per file, keyed by its path: files do not depend on each other.
-        rng = np.random.default_rng([int(seed), zlib.crc32(planned.path.encode())])
-        duration = float(scale * rng.uniform(*BASE_DURATION_S))
-        start_us = (_EPOCH_S + int(rng.integers(0, 30_000_000))) * 1_000_000
-        capture = simulate_capture(
-            fleet[planned.vehicle],
-            planned.attack,
-            rng=rng,
-            duration=duration,
-            start_us=start_us,
-            source=planned.path,
-        )
-        target = root / planned.path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        payload = format_csv(capture.frames)
-        target.write_bytes(payload)
-        records.append(
-            SyntheticFile(
-                path=planned.path,
-                vehicle=planned.vehicle,
-                attack=planned.attack,
-                frames=len(capture.frames),
-                attack_frames=capture.frames.n_attack,
-                duration_s=round(duration, 6),
-                bytes=len(payload),
-                sha256=hashlib.sha256(payload).hexdigest(),
-                intervals=capture.event.intervals,
-                target_ids=capture.event.target_ids,
-                detail=capture.event.detail,
-            )
-        )
+    with _progress(title, len(plan)) as advance:
+        for planned in plan:
+            record = _simulate_file(root, planned, fleet, int(seed), float(scale))
+            records.append(record)
+            advance(record.frames)
     manifest = SyntheticManifest(
         version=SYNTHETIC_VERSION,
         seed=int(seed),
         scale=float(scale),
         files=records,
         vehicles={name: v.ids for name, v in fleet.items()},
+        drives=int(drives),
     )
     partial = root / (MANIFEST_NAME + ".partial")
     partial.write_text(manifest.to_json())
@@ -257,12 +255,70 @@ def generate_synthetic(root: Path, *, seed: int = 0, scale: float = 1.0) -> Synt
     return manifest
 
 
-def _is_current(root: Path, seed: int, scale: float) -> bool:
+def _simulate_file(root: Path, planned: PlannedFile, fleet, seed: int, scale: float) -> SyntheticFile:
+    # One generator per file, keyed by its path: files do not depend on each other.
+    rng = np.random.default_rng([seed, zlib.crc32(planned.path.encode())])
+    duration = float(scale * rng.uniform(*BASE_DURATION_S))
+    start_us = (_EPOCH_S + int(rng.integers(0, 30_000_000))) * 1_000_000
+    capture = simulate_capture(
+        fleet[planned.vehicle],
+        planned.attack,
+        rng=rng,
+        duration=duration,
+        start_us=start_us,
+        source=planned.path,
+    )
+    target = root / planned.path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target, "wb") as fh:
+        size, digest = write_csv(capture.frames, fh)
+    return SyntheticFile(
+        path=planned.path,
+        vehicle=planned.vehicle,
+        attack=planned.attack,
+        frames=len(capture.frames),
+        attack_frames=capture.frames.n_attack,
+        duration_s=round(duration, 6),
+        bytes=size,
+        sha256=digest,
+        intervals=capture.event.intervals,
+        target_ids=capture.event.target_ids,
+        detail=capture.event.detail,
+    )
+
+
+@contextlib.contextmanager
+def _progress(name: str | None, files: int) -> Iterator[Callable[[int], None]]:
+    """``advance(frames)`` per written file; with a ``name``, a bar and a closing line on stderr."""
+    if name is None:
+        yield lambda frames: None
+        return
+    from rich.console import Console
+    from rich.progress import Progress
+
+    console = Console(stderr=True, soft_wrap=True)
+    start, total = time.perf_counter(), 0
+    with Progress(*Progress.get_default_columns(), "{task.fields[frames]}", console=console,
+                  transient=True) as bar:
+        task = bar.add_task(f"simulating {name}", total=files, frames="")
+
+        def advance(frames: int) -> None:
+            nonlocal total
+            total += frames
+            bar.update(task, advance=1, frames=f"{total / 1e6:.1f} M frames")
+
+        yield advance
+    console.print(f"simulated {name}: {files} captures, {total:,} frames in "
+                  f"{time.perf_counter() - start:.0f} s", highlight=False)
+
+
+def _is_current(root: Path, seed: int, scale: float, drives: int = 1) -> bool:
     try:
         manifest = load_manifest(root)
     except DatasetNotFoundError:
         return False
-    if (manifest.version, manifest.seed, manifest.scale) != (SYNTHETIC_VERSION, seed, scale):
+    wanted = (SYNTHETIC_VERSION, seed, scale, drives)
+    if (manifest.version, manifest.seed, manifest.scale, manifest.drives) != wanted:
         return False
     for f in manifest.files:
         path = root / f.path
@@ -271,19 +327,21 @@ def _is_current(root: Path, seed: int, scale: float) -> bool:
     return True
 
 
-def ensure_synthetic(root: Path, *, seed: int = 0, scale: float = 1.0) -> Path:
-    """``root`` holding the synthetic dataset for ``seed`` / ``scale``, generated if needed.
+def ensure_synthetic(
+    root: Path, *, seed: int = 0, scale: float = 1.0, drives: int = 1, progress: bool = False
+) -> Path:
+    """``root`` holding the synthetic dataset for ``seed`` / ``scale`` / ``drives``, generated if needed.
 
-    A complete, current copy (manifest with this version, seed and scale, all
+    A complete, current copy (manifest with this version, seed, scale and drives, all
     files present at their recorded sizes) is reused as is. Otherwise the
     dataset is generated into a temporary folder next to ``root`` and renamed
     into place, so a crash never leaves a half-written dataset at ``root``;
     a stale copy stays untouched until the new one is complete. When two
     processes race, the first rename wins and the other discards its copy.
     """
-    _check_options(seed, scale)
+    _check_options(seed, scale, drives)
     root = Path(root)
-    if _is_current(root, seed, scale):
+    if _is_current(root, seed, scale, drives):
         return root
     if root.exists() and not (root / MANIFEST_NAME).exists() and any(root.iterdir()):
         raise ConfigError(
@@ -293,7 +351,7 @@ def ensure_synthetic(root: Path, *, seed: int = 0, scale: float = 1.0) -> Path:
     fresh = Path(tempfile.mkdtemp(prefix=f".{root.name}.", suffix=".partial", dir=root.parent))
     stale = root.parent / f"{fresh.name}.stale"
     try:
-        generate_synthetic(fresh, seed=seed, scale=scale)
+        _generate(fresh, seed, scale, drives, root.name if progress else None)
         if root.exists():
             try:
                 root.rename(stale)
@@ -302,7 +360,7 @@ def ensure_synthetic(root: Path, *, seed: int = 0, scale: float = 1.0) -> Path:
         try:
             fresh.rename(root)
         except OSError:
-            if not _is_current(root, seed, scale):
+            if not _is_current(root, seed, scale, drives):
                 raise
     finally:
         shutil.rmtree(fresh, ignore_errors=True)
