@@ -34,6 +34,8 @@ def registry():
         ("trainer.max_epochs=0", "trainer.max_epochs must be >= 1"),
         ("trainer.limit_train_batches=0", "limit_train_batches"),
         ("data.errors=ignore", "data.errors must be raise or skip"),
+        ("trainer.windows_per_epoch=-1", "trainer.windows_per_epoch and trainer.val_windows must be >= 0"),
+        ("trainer.val_windows=abc", "trainer.val_windows"),
     ],
 )
 def test_bad_keys_and_values_fail_while_the_config_is_built(registry, override, needle):
@@ -118,3 +120,13 @@ def test_config_file_errors_are_one_line(tmp_path, capsys):
     assert "no such file" in capsys.readouterr().err
     Path(tmp_path / "list.yaml").write_text("- 1\n- 2\n")
     assert main(["run", "--config", str(tmp_path / "list.yaml")]) == 2
+
+
+def test_epoch_budgets_reach_the_trainer_settings(registry):
+    from fusioncore.pipeline.components import trainer_settings
+
+    default = trainer_settings(build_run_config(registry))
+    assert (default.windows_per_epoch, default.val_windows) == (10_000, 5_000)
+    overrides = ["trainer.windows_per_epoch=0", "trainer.val_windows=7"]
+    whole = trainer_settings(build_run_config(registry, overrides))
+    assert (whole.windows_per_epoch, whole.val_windows) == (0, 7)

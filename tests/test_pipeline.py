@@ -48,6 +48,9 @@ def test_run_writes_every_artifact(first_run):
             assert m["n_windows"] > 0
     assert "per_attack_type" in scenarios["test_01_known_vehicle_known_attack"]["dqn"]
     assert {"data", "train.vgae", "train.gat", "fit.dqn"} <= set(report["timings"])
+    memory = report["memory"]
+    assert memory["peak_rss_mb"] > 0 and set(report["timings"]) <= set(memory["peak_rss_mb_after_stage"])
+    assert all(0 < v <= memory["peak_rss_mb"] for v in memory["peak_rss_mb_after_stage"].values())
     assert list((out / "checkpoints").rglob("*.ckpt")), "Lightning checkpoints"
     assert list((out / "logs").rglob("events.out.tfevents.*")), "TensorBoard logs"
     assert list((out / "logs").rglob("metrics.csv")), "CSV logs"
@@ -104,7 +107,8 @@ def test_train_command_evaluates_detectors_alone(env, capsys):
     report = json.loads((out / "report.json").read_text())
     assert report["fusions"] == []
     assert set(report["scenarios"]["test_01_known_vehicle_known_attack"]) == {"gat"}
-    assert "AUROC" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "AUROC" in text and "peak memory:" in text and "time:" in text and "train.gat" in text
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ from pathlib import Path
 from fusioncore.cli import _stdout, command
 from fusioncore.errors import ConfigError
 from fusioncore.pipeline.config import PRESETS, build_run_config
+from fusioncore.pipeline.resources import format_resources
 from fusioncore.plugins import get_plugins
 
 __all__ = ["cmd_run", "cmd_train"]
@@ -133,9 +134,8 @@ def _print_summary(report: dict, out_dir: Path) -> None:
     console = _stdout()
     console.print(summary_table(report))
     cache = report["prediction_cache"]
-    total = sum(report["timings"].values())
-    console.print(f"prediction store: {cache['hits']} hits, {cache['misses']} misses; "
-                  f"{total:.1f} s in all; artifacts in {out_dir}")
+    console.print(f"prediction store: {cache['hits']} hits, {cache['misses']} misses; artifacts in {out_dir}")
+    console.print(format_resources(report["timings"], report["memory"]), highlight=False)
     _print_data_notes(report.get("data", {}))
 
 

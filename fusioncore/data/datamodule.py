@@ -36,9 +36,11 @@ import pytorch_lightning as pl
 from torch.utils.data import DataLoader
 
 from fusioncore.contracts import DatasetFiles, FormatReader, GraphSchema
+from fusioncore.data.column_cache import release_pages
 from fusioncore.data.frames import ATTACK_TYPES, Frames
 from fusioncore.data.graphs import FeatureNormalizer, WindowGraphBuilder
 from fusioncore.data.loading import FileRead, LoadedFiles, load_files
+from fusioncore.data.sampling import EpochBudgetSampler, spread_subset
 from fusioncore.data.splits import SplitPolicy, SplitSummary, TimeSplit, plan_splits, summarize_splits
 from fusioncore.data.vocab import IdVocabulary
 from fusioncore.data.windows import WindowSpec, source_runs, window_labels, window_starts
@@ -234,16 +236,27 @@ class CANDataModule(pl.LightningDataModule):
         train = self.splits["train"]
         # Vocabulary and normaliser see only benign frames of the training block.
         in_train = np.zeros(len(train.frames), bool)
-        if len(train.starts):
-            rows = (train.starts[:, None] + np.arange(self.window.size)).ravel()
-            in_train[rows] = True
-        self.vocab = IdVocabulary.fit(train.frames.take(in_train), benign_only=True)
+        for lo in range(0, len(train.starts), 1 << 16):  # bounded temporaries on large pools
+            in_train[(train.starts[lo:lo + (1 << 16), None] + np.arange(self.window.size)).ravel()] = True
+        self.vocab = IdVocabulary.fit(train.frames, benign_only=True, rows=in_train)
+        self.release_pages()
         builder = WindowGraphBuilder(self.vocab, self.window)
         benign = train.starts[train.labels == 0]
         self.builder = builder.with_normalizer(FeatureNormalizer.fit(builder, train.frames, benign))
         for scenario, paths in self.files.tests.items():
             loaded = self._load(paths)
             self.splits[scenario] = self._windows(scenario, loaded, window_starts(loaded.frames, self.window))
+            self.release_pages()
+
+    def release_pages(self) -> None:
+        """Drop the resident pages of memory-mapped split columns (see fusioncore.data.column_cache).
+
+        Cheap to call and safe at any time: pages are mapped back in from the
+        page cache on the next touch. Stages call it after they are done with
+        a split for a while, so peak memory follows one split, not all of them.
+        """
+        for split in self.splits.values():
+            release_pages(split.frames._columns().values())
 
     # -- views -----------------------------------------------------------------
     @property
@@ -297,14 +310,33 @@ class CANDataModule(pl.LightningDataModule):
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
     def loader(
-        self, split: str, *, benign_only: bool = False, shuffle: bool = False, seed: int = 0
+        self,
+        split: str,
+        *,
+        benign_only: bool = False,
+        shuffle: bool = False,
+        seed: int = 0,
+        windows_per_epoch: int | None = None,
+        max_windows: int | None = None,
     ) -> DataLoader:
+        """Batches of window graphs of ``split``, built when the loader yields them.
+
+        ``windows_per_epoch`` (with ``shuffle``): a split holding more windows
+        gives each epoch that many, drawn afresh from all of them
+        (:class:`~fusioncore.data.sampling.EpochBudgetSampler`); a smaller one
+        is shuffled whole, as without a budget. ``max_windows``: at most that
+        many windows, a fixed subset spread evenly over the split.
+        """
         self._require_setup()
         data = self.splits[split]
         if benign_only:
             data = data.subset(data.labels == 0)
-        generator = None
-        if shuffle:
+        if max_windows is not None:
+            data = data.subset(spread_subset(len(data), max_windows))
+        generator = sampler = None
+        if shuffle and windows_per_epoch is not None and len(data) > windows_per_epoch:
+            sampler, shuffle = EpochBudgetSampler(len(data), windows_per_epoch, seed), False
+        elif shuffle:
             import torch
 
             generator = torch.Generator().manual_seed(seed)
@@ -312,6 +344,7 @@ class CANDataModule(pl.LightningDataModule):
             range(len(data)),
             batch_size=self.batch_size,
             shuffle=shuffle,
+            sampler=sampler,
             generator=generator,
             collate_fn=_BuildBatch(self.builder, data),
             num_workers=self.num_workers,

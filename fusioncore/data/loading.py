@@ -1,12 +1,18 @@
 """Reading capture files into ``Frames``, with an on-disk column cache.
 
 Parsing is fast, but a dataset of 60 M frames still costs seconds per run;
-the parsed columns of each file are cached as an ``.npz`` (no pickle) under
-``<cache dir>/frames/`` so a second run skips parsing. The key holds the
-file's content hash, the reader, the reader's error mode (a file read with
-``errors="skip"`` must not be served to ``errors="raise"``) and the code
-version of the readers (an edit of a reader re-parses), so an edited file is
-re-parsed and a renamed or copied one is not.
+the parsed columns of each file are cached under ``<cache dir>/frames/`` so
+a second run skips parsing. The key holds the file's content hash, the
+reader, the reader's error mode (a file read with ``errors="skip"`` must not
+be served to ``errors="raise"``) and the code version of the readers (an
+edit of a reader re-parses), so an edited file is re-parsed and a renamed or
+copied one is not.
+
+Cached columns are one ``.npy`` per column (no pickle), opened memory-mapped
+(:mod:`fusioncore.data.column_cache`): the frames of several files are
+joined once into one more cache entry (keyed by the files' entries) and
+mapped, so reading a 60 M-frame dataset allocates no memory for its columns;
+pages are read as windows touch them.
 
 Bad rows are skipped and counted by default (``errors="skip"``): one dirty
 row in sixty files must not take a run down. What was skipped, per file and
@@ -22,8 +28,7 @@ import hashlib
 import inspect
 import json
 import logging
-import os
-import tempfile
+import shutil
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -33,13 +38,14 @@ import numpy as np
 
 from fusioncore.contracts import FormatReader, ReadResult
 from fusioncore.data.catalog import file_sha256
+from fusioncore.data.column_cache import join_entries, join_key, open_entry, write_entry
 from fusioncore.data.frames import Frames
 from fusioncore.paths import cache_dir
 
 __all__ = ["FileRead", "LoadedFiles", "load_files", "reader_version"]
 
 log = logging.getLogger(__name__)
-_CACHE_VERSION = "2"
+_CACHE_VERSION = "3"  # 3: a folder of memory-mapped .npy columns (2: one .npz)
 
 
 @attrs.frozen
@@ -116,18 +122,19 @@ def reader_version(reader: FormatReader) -> str:
 
 
 def _cache_path(digest: str, reader: FormatReader, errors: str) -> Path:
-    name = f"{digest}-{reader.name}-{errors}-{reader_version(reader)}-v{_CACHE_VERSION}.npz"
+    name = f"{digest}-{reader.name}-{errors}-{reader_version(reader)}-v{_CACHE_VERSION}"
     return cache_dir("frames") / name
 
 
-def _load_cached(cached: Path, path: Path) -> ReadResult:
-    with np.load(cached, allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files if not k.startswith("_")}
-        account = json.loads(str(z["_account"]))
+def _load_cached(entry: Path, path: Path) -> ReadResult | None:
+    opened = open_entry(entry)
+    if opened is None:
+        return None
+    columns, meta = opened
+    account = meta["account"]
     # Sources are stored as suffixes of the file name ("" or "#can0"): the same bytes
     # under another path are named by that path.
-    arrays["sources"] = np.asarray([f"{path}{s}" for s in arrays["sources"]], dtype=str)
-    frames = Frames.from_arrays(arrays)
+    frames = Frames(**columns, sources=[f"{path}{s}" for s in meta["sources"]])
     return ReadResult(
         frames=frames, skipped=sum(account["skipped_reasons"].values()),
         skipped_reasons=account["skipped_reasons"],
@@ -136,29 +143,20 @@ def _load_cached(cached: Path, path: Path) -> ReadResult:
     )
 
 
-def _store(cached: Path, path: Path, result: ReadResult) -> None:
-    arrays = result.frames.to_arrays()
+def _store(entry: Path, path: Path, result: ReadResult) -> None:
     prefix = str(path)
-    arrays["sources"] = np.asarray(
-        [s[len(prefix):] if s.startswith(prefix) else s for s in result.frames.sources], dtype=str
-    )
+    sources = [s[len(prefix):] if s.startswith(prefix) else s for s in result.frames.sources]
     account = {
         "skipped_reasons": dict(result.skipped_reasons), "records": result.records,
         "first_lines": {k: list(v) for k, v in result.first_lines.items()}, "notes": list(result.notes),
     }
-    fd, tmp = tempfile.mkstemp(dir=cached.parent, prefix=f".{cached.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays, _account=np.asarray(json.dumps(account)), allow_pickle=False)
-        os.replace(tmp, cached)  # atomic: concurrent runs never see half a file
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_entry(entry, result.frames._columns(), {"sources": sources, "account": account})
 
 
 def _read_one(
     path: Path, readers: Sequence[FormatReader] | None, errors: str, use_cache: bool
-) -> tuple[ReadResult, str, str]:
+) -> tuple[ReadResult, str, str, Path | None]:
+    """One file's frames (memory-mapped when cached), content hash, format and cache entry."""
     from fusioncore.data.formats import BUILTIN_FORMATS, detect_format
 
     # None means "the built-in readers"; an empty registry (every format plugin
@@ -166,25 +164,60 @@ def _read_one(
     readers = BUILTIN_FORMATS if readers is None else tuple(readers)
     reader = detect_format(path, readers=readers)
     digest = file_sha256(path)
-    cached = Path()
+    entry: Path | None = None
     if use_cache:
         try:
-            cached = _cache_path(digest, reader, errors)
+            entry = _cache_path(digest, reader, errors)
         except OSError as exc:  # the cache folder cannot be created (read-only file system)
             _cache_unwritable(exc)
-            use_cache = False
-    if use_cache and cached.exists():
+    if entry is not None:
         try:
-            return _load_cached(cached, path), digest, reader.name
-        except Exception as exc:  # a truncated / foreign cache file: re-parse, never trust it
-            log.warning("ignoring unreadable frame cache %s: %s", cached, exc)
+            cached = _load_cached(entry, path)
+            if cached is not None:
+                return cached, digest, reader.name, entry
+        except Exception as exc:  # a truncated / foreign cache entry: re-parse, never trust it
+            log.warning("ignoring unreadable frame cache %s: %s", entry, exc)
+            shutil.rmtree(entry, ignore_errors=True)
     result = reader.read(path, errors=errors)
-    if use_cache:
+    if entry is None:
+        return result, digest, reader.name, None
+    try:
+        _store(entry, path, result)
+    except OSError as exc:  # read-only or full: this run has the frames, later runs re-parse
+        _cache_unwritable(exc)
+        return result, digest, reader.name, None
+    return result, digest, reader.name, entry
+
+
+def _joined(parts: Sequence[tuple[tuple[str, ...], np.ndarray]], entries: Sequence[Path]) -> Frames | None:
+    """The concatenation of cached files as one memory-mapped entry (None: it cannot be made).
+
+    ``parts`` holds each file's ``(sources, source column)``; sources are numbered
+    as :meth:`Frames.concat` numbers them. None when the files' columns do not
+    line up (CAN FD and classic) or the cache cannot be written.
+    """
+    sources: list[str] = []
+    lookups = []
+    for names, _ in parts:
+        lookup = []
+        for name in names:
+            if name not in sources:
+                sources.append(name)
+            lookup.append(sources.index(name))
+        lookups.append(lookup)
+    # The source numbers depend on which parts share a file name, so they are part of the key.
+    folder = cache_dir("frames") / f"joined-{join_key(entries, lookups)}-v{_CACHE_VERSION}"
+    if open_entry(folder) is None:
+        remapped = [np.asarray(lookup or [0], np.uint16)[source]
+                    for (_, source), lookup in zip(parts, lookups)]
         try:
-            _store(cached, path, result)
-        except OSError as exc:  # read-only or full: this run has the frames, later runs re-parse
+            if not join_entries(folder, entries, replace={"source": remapped}):
+                return None
+        except OSError as exc:  # read-only or full: join in memory instead
             _cache_unwritable(exc)
-    return result, digest, reader.name
+            return None
+    opened = open_entry(folder)
+    return None if opened is None else Frames(**opened[0], sources=sources)
 
 
 _unwritable_warned = False
@@ -209,10 +242,15 @@ def load_files(
     """Read files into one :class:`Frames` (each file keeps its ``source`` index).
 
     ``errors="skip"`` (default) drops bad rows and accounts for them in
-    ``LoadedFiles.reads``; ``errors="raise"`` stops at the first one.
+    ``LoadedFiles.reads``; ``errors="raise"`` stops at the first one. With the
+    cache, files are read one at a time into their cache entries and the
+    result is one memory-mapped join of them, so memory never holds more than
+    one file's parsed columns.
     """
     paths = [Path(p) for p in paths]
-    parts: list[Frames] = []
+    kept: list[Frames | None] = []  # a file's frames, or None where they stay in its cache entry
+    parts: list[tuple[tuple[str, ...], np.ndarray]] = []
+    entries: list[Path | None] = []
     hashes: list[str] = []
     reads: list[FileRead] = []
     iterator: Iterable[Path] = paths
@@ -221,17 +259,29 @@ def load_files(
 
         iterator = track(paths, description="reading captures", transient=True)
     for path in iterator:
-        result, digest, fmt = _read_one(path, readers, errors, use_cache)
+        result, digest, fmt, entry = _read_one(path, readers, errors, use_cache)
         if result.skipped:
             firsts = "; ".join(f"{k}: line {', '.join(map(str, v))}" for k, v in result.first_lines.items())
             log.warning("%s: skipped %d of %d records %s (first at %s)", path, result.skipped,
                         result.records, dict(result.skipped_reasons), firsts)
         for note in result.notes:
             log.warning("%s: %s", path, note)
-        parts.append(result.frames)
+        entries.append(entry)
+        if entry is None or len(paths) == 1:
+            kept.append(result.frames)
+        else:  # what the join needs; the file's columns stay on disk
+            kept.append(None)
+            parts.append((result.frames.sources, np.array(result.frames.source)))
         hashes.append(digest)
         reads.append(FileRead(path=str(path), format=fmt, records=result.records, frames=len(result.frames),
                               skipped_reasons=dict(result.skipped_reasons),
                               first_lines=dict(result.first_lines), notes=result.notes))
-    frames = Frames.concat(parts) if parts else Frames.empty()
+    frames = None
+    if len(paths) == 1:
+        frames = kept[0]
+    elif all(f is None for f in kept):
+        frames = _joined(parts, entries)
+    if frames is None:  # no cache (or not for every file), or columns that do not line up (CAN FD)
+        frames = Frames.concat([f if f is not None else _load_cached(e, p).frames
+                                for f, e, p in zip(kept, entries, paths)])
     return LoadedFiles(frames=frames, hashes=tuple(hashes), reads=tuple(reads))

@@ -77,34 +77,57 @@ class IdVocabulary:
             )
 
     @classmethod
-    def fit(cls, frames: Frames, *, benign_only: bool = True, min_count: int = 1) -> IdVocabulary:
+    def fit(
+        cls, frames: Frames, *, benign_only: bool = True, min_count: int = 1, rows: np.ndarray | None = None
+    ) -> IdVocabulary:
         """Learn the vocabulary from training frames.
 
         ``benign_only`` drops attack frames first, so injected IDs stay unknown
         and a spoofed ID's period is its owner's. IDs seen fewer than
-        ``min_count`` times are left out (they will map to unknown).
+        ``min_count`` times are left out (they will map to unknown). ``rows``
+        (a boolean mask) fits on those rows only, exactly as if ``frames.take(rows)``
+        had been passed, without copying the columns.
+
+        The work runs file by file (one run of ``frames.source``), so besides
+        the intervals themselves (8 bytes per frame) memory stays at one
+        file's share: a 20 M-frame training pool costs a few hundred MB, not GB.
         """
+        keep = np.ones(len(frames), bool) if rows is None else np.asarray(rows, bool).copy()
+        if keep.shape != (len(frames),):
+            raise ConfigError(f"rows must be a boolean mask of {len(frames)} frames, got {keep.shape}")
         if benign_only:
-            frames = frames.take(frames.label == 0)
-        ids, count = np.unique(frames.can_id, return_counts=True)
-        keep = count >= min_count
-        ids, count = ids[keep], count[keep]
+            keep &= np.asarray(frames.label) == 0
+        found_ids, found_counts = [], []
+        gaps: dict[int, list[np.ndarray]] = {}
+        for b, e in zip(*source_runs(frames)):
+            mask = keep[b:e]
+            can_id = np.asarray(frames.can_id[b:e])[mask]
+            if can_id.size == 0:
+                continue
+            order = np.argsort(can_id, kind="stable")  # time order kept within each ID
+            can_id = can_id[order]
+            t = np.asarray(frames.timestamp[b:e])[mask][order]
+            run_ids, first, counts = np.unique(can_id, return_index=True, return_counts=True)
+            found_ids.append(run_ids)
+            found_counts.append(counts)
+            dt = np.maximum(np.diff(t), 0.0)
+            for can, lo, n in zip(run_ids.tolist(), first.tolist(), counts.tolist()):
+                if n > 1:  # intervals between consecutive frames of the ID in this file
+                    gaps.setdefault(can, []).append(dt[lo : lo + n - 1])
+        if found_ids:
+            all_ids, where = np.unique(np.concatenate(found_ids), return_inverse=True)
+            all_counts = np.bincount(where, weights=np.concatenate(found_counts)).astype(np.int64)
+        else:
+            all_ids, all_counts = np.zeros(0, np.uint32), np.zeros(0, np.int64)
+        chosen = all_counts >= min_count
+        ids, count = all_ids[chosen], all_counts[chosen]
         period = np.full(len(ids) + 1, np.nan)
-        pair_id, dt = per_id_intervals(frames)
-        slot = np.searchsorted(ids, pair_id)
-        known = slot < len(ids)
-        known[known] = ids[slot[known]] == pair_id[known]
-        slot, dt = slot[known], dt[known]
-        if dt.size:
-            # Median per ID from one sort by (ID, interval): middle element(s) of each group.
-            order = np.lexsort((dt, slot))
-            slot, dt = slot[order], dt[order]
-            n_per = np.bincount(slot, minlength=len(ids))
-            first = np.cumsum(n_per) - n_per
-            has = n_per > 0
-            lo = first[has] + (n_per[has] - 1) // 2
-            hi = first[has] + n_per[has] // 2
-            period[1:][has] = 0.5 * (dt[lo] + dt[hi])
+        for slot, can in enumerate(ids.tolist()):
+            if can in gaps:
+                dt = np.concatenate(gaps.pop(can))
+                lo, hi = (len(dt) - 1) // 2, len(dt) // 2
+                part = np.partition(dt, (lo, hi))
+                period[slot + 1] = 0.5 * (part[lo] + part[hi])
         return cls(ids=ids, count=np.concatenate(([0], count)), period=period)
 
     # -- lookups ------------------------------------------------------------

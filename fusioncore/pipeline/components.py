@@ -80,7 +80,8 @@ def trainer_settings(cfg: DictConfig) -> TrainerSettings:
     return TrainerSettings(
         max_epochs=int(t.max_epochs), patience=int(t.patience), accelerator=str(t.accelerator),
         devices=t.devices, strategy=str(t.strategy), progress=bool(t.progress),
-        limit_train_batches=t.limit_train_batches,
+        limit_train_batches=t.limit_train_batches, windows_per_epoch=int(t.windows_per_epoch),
+        val_windows=int(t.val_windows),
     )
 
 

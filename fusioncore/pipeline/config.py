@@ -125,6 +125,11 @@ class TrainerConf:
     devices: Union[int, str] = 1  # noqa: UP007 (OmegaConf reads typing.Union, not X | Y)
     strategy: str = "auto"
     limit_train_batches: Union[int, float] = 1.0  # noqa: UP007  (int: batches, float: share)
+    #: training windows per epoch, drawn afresh every epoch from the whole detector block, so an
+    #: epoch costs the same on 0.5 M and 60 M frames (a block with fewer is used whole); 0: all
+    windows_per_epoch: int = 10_000
+    #: validation windows for early stopping: a fixed subset spread over the block; 0: all
+    val_windows: int = 5_000
     progress: bool = True
     resume: bool = False  #: continue an interrupted training of this --out
 
@@ -340,6 +345,9 @@ def validate_run_config(cfg: DictConfig, registry: Registry) -> None:
     _check((isinstance(limit, int) and limit >= 1) or (isinstance(limit, float) and 0 < limit <= 1),
            "trainer.limit_train_batches must be a whole number of batches >= 1 or a share in (0, 1], "
            f"got {limit}")
+    _check(t.windows_per_epoch >= 0 and t.val_windows >= 0,
+           "trainer.windows_per_epoch and trainer.val_windows must be >= 0 (0: every window), got "
+           f"{t.windows_per_epoch} / {t.val_windows}")
     _check(cfg.batch_size >= 1, f"batch_size must be >= 1, got {cfg.batch_size}")
     _check(cfg.window.size >= 2 and cfg.window.stride >= 1,
            f"window.size must be >= 2 and window.stride >= 1, got {cfg.window.size} / {cfg.window.stride}")

@@ -144,6 +144,8 @@ def _reuse_key(name: str, cls: type, params: Mapping, data_fp: str, seed: int, s
         "epochs": settings.max_epochs,
         "patience": settings.patience,
         "limit_train_batches": settings.limit_train_batches,
+        "windows_per_epoch": settings.windows_per_epoch,
+        "val_windows": settings.val_windows,
     }
     if settings.strategy != "auto" or str(settings.devices) != "1":
         # several processes train close to, not exactly like, one: keep their weights apart

@@ -52,6 +52,8 @@ class TrainerSettings:
     deterministic: bool = True
     limit_train_batches: int | float = 1.0
     precision: str = "32-true"
+    windows_per_epoch: int = 0  #: training windows drawn per epoch (0: every window)
+    val_windows: int = 0  #: validation windows for early stopping (0: every window)
 
 
 def quiet_lightning() -> None:

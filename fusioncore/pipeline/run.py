@@ -29,6 +29,7 @@ from fusioncore.pipeline.distributed import is_ddp_worker
 from fusioncore.pipeline.folder import RunFolder
 from fusioncore.pipeline.fusion_set import assemble, prepare_fusion_set
 from fusioncore.pipeline.preflight import check_splits, print_split_table
+from fusioncore.pipeline.resources import memory_report
 from fusioncore.pipeline.run_info import RunInfo
 from fusioncore.pipeline.stages import (
     FIT_SPLIT,
@@ -104,6 +105,7 @@ def run_pipeline(
                 draw_plots(folder.path, dm, first, components)
             make_bundle(ctx, dm, first).save(folder.path)
             report["timings"] = {k: round(v, 3) for k, v in ctx.seconds.items()}
+            report["memory"] = memory_report(ctx.peaks)
             write_report(folder.path, report)
         out = folder.commit({"command": command, "dataset": str(cfg.dataset), "seeds": list(seeds)})
     call_lifecycle(plugins, "fusioncore_run_finished", run=info, report=report)

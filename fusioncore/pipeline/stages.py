@@ -31,6 +31,7 @@ from fusioncore.paths import data_root
 from fusioncore.pipeline.components import Components
 from fusioncore.pipeline.detectors import TrainedDetector, predict_split, train_or_reuse
 from fusioncore.pipeline.fusion_set import INJECTED_SPLIT, FusionSet
+from fusioncore.pipeline.resources import peak_rss_bytes
 from fusioncore.pipeline.run_info import RunInfo
 from fusioncore.plugins import Plugins
 from fusioncore.scoring import checked_fuse, fusion_data
@@ -73,6 +74,8 @@ class RunContext:
     info: RunInfo
     observed: bool = True  #: False in a DDP worker: no lifecycle hooks fire there
     seconds: dict[str, float] = attrs.field(factory=dict)
+    #: peak RSS (bytes) of the process as it stood when each timed block / stage ended
+    peaks: dict[str, int] = attrs.field(factory=dict)
 
     @property
     def cfg(self):
@@ -86,12 +89,14 @@ class RunContext:
             yield
         finally:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+            self.peaks[name] = peak_rss_bytes()
 
     def stage(self, name: str, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run one stage, time it, and tell observers (``fusioncore_stage_finished``)."""
         start = time.perf_counter()
         result = func(self, *args, **kwargs)
         seconds = time.perf_counter() - start
+        self.peaks.setdefault(name, peak_rss_bytes())
         summary = result.summary() if hasattr(result, "summary") else {}
         if self.observed:
             call_lifecycle(self.plugins, "fusioncore_stage_finished", run=self.info, stage=name,
@@ -130,6 +135,7 @@ def train_detectors(ctx: RunContext, dm: CANDataModule, seed: int) -> dict[str, 
                 name, spec.cls, spec.params, dm, ctx.components.settings, out_dir=ctx.folder, seed=seed,
                 resume=bool(ctx.cfg.trainer.resume), factory=spec.factory,
             )
+        dm.release_pages()  # training touched much of the pool; the next stage reads other splits
     return trained
 
 
@@ -168,6 +174,7 @@ def score_splits(
                     res = predict_split(det, dm, split, store, ctx.components.settings)
                     outputs[split][name] = res.output
                     hits, misses = hits + res.cache_hit, misses + (not res.cache_hit)
+                    dm.release_pages()  # memory follows one split at a time, not all of them
                     bar.advance(task)
     finally:
         store.close()

@@ -82,8 +82,9 @@ def fit_detector(job: FitJob, build: Callable[[GraphSchema], Detector], supervis
     quiet_lightning()
     model = build(dm.schema)
     benign_only = not supervised
-    train_loader = dm.loader(job.split, benign_only=benign_only, shuffle=True, seed=job.seed)
-    val_loader = dm.loader("val", benign_only=benign_only)
+    train_loader = dm.loader(job.split, benign_only=benign_only, shuffle=True, seed=job.seed,
+                             windows_per_epoch=settings.windows_per_epoch or None)
+    val_loader = dm.loader("val", benign_only=benign_only, max_windows=settings.val_windows or None)
     has_val = len(val_loader) > 0
     ddp = distributed.is_subprocess_ddp(settings.strategy)
     if ddp:
