@@ -130,3 +130,6 @@ def test_epoch_budgets_reach_the_trainer_settings(registry):
     overrides = ["trainer.windows_per_epoch=0", "trainer.val_windows=7"]
     whole = trainer_settings(build_run_config(registry, overrides))
     assert (whole.windows_per_epoch, whole.val_windows) == (0, 7)
+    assert trainer_settings(build_run_config(registry, ["trainer.num_nodes=2"])).num_nodes == 2
+    with pytest.raises(ConfigError, match="trainer.num_nodes must be >= 1"):
+        build_run_config(registry, ["trainer.num_nodes=0"])

@@ -208,3 +208,42 @@ def test_setup_leaves_split_columns_mapped_and_released(small_dm):
     small_dm.release_pages()
     assert small_dm.loader("train", windows_per_epoch=8, shuffle=True).__iter__().__next__().num_graphs == 8
 
+
+def test_under_ddp_each_rank_takes_its_share_of_the_epochs_draw(monkeypatch):
+    """fusioncore's DDP training (RankShards) slices every budgeted batch: the ranks together see
+    exactly one process's draw of the epoch, and the next epoch draws afresh on every rank alike."""
+    from torch.utils.data import BatchSampler
+
+    from fusioncore.pipeline import distributed
+
+    per_rank = []
+    for rank in range(2):
+        monkeypatch.setattr(distributed, "_rank_and_size", lambda rank=rank: (rank, 2))
+        shards = distributed.RankShards(BatchSampler(EpochBudgetSampler(5000, 300, seed=7), 64, False))
+        per_rank.append([[i for batch in shards for i in batch] for _epoch in range(2)])
+    single = EpochBudgetSampler(5000, 300, seed=7)
+    for epoch in range(2):
+        a, b = per_rank[0][epoch], per_rank[1][epoch]
+        assert not set(a) & set(b) and len(a) + len(b) == 300
+        assert set(a) | set(b) == set(single.indices(epoch))
+    assert set(per_rank[0][0]) != set(per_rank[0][1])
+
+
+@pytest.mark.slow
+def test_ddp_training_with_an_epoch_budget(tmp_path):
+    """`train --strategy ddp --devices 2` (gloo) with trainer.windows_per_epoch below the block size."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp"
+    proc = subprocess.run(
+        [sys.executable, "-m", "fusioncore", "train", "--preset", "quick", "--detectors", "gat",
+         "--strategy", "ddp", "--devices", "2", "--accelerator", "cpu", "--seed", "11",
+         "--out", str(out), "trainer.progress=false", "trainer.windows_per_epoch=256"],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    assert report["training"]["gat"]["processes"] == 2
+    assert report["scenarios"]["test_01_known_vehicle_known_attack"]["gat"]["auroc"] is not None

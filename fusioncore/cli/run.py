@@ -49,6 +49,7 @@ def _common(p: argparse.ArgumentParser, *, fusion: bool) -> None:
     p.add_argument("--accelerator", help="cpu, gpu, auto, ... (default: auto)")
     p.add_argument("--strategy", help="Lightning strategy for detector training, e.g. ddp")
     p.add_argument("--devices", help="number of devices / processes (default 1)")
+    p.add_argument("--num-nodes", type=int, help="machines taking part in detector training (default 1)")
     p.add_argument("--max-epochs", type=int, help="detector training epochs (trainer.max_epochs)")
     p.add_argument("--resume", action="store_true",
                    help="continue the interrupted run of --out (same config and seed) from its checkpoints")
@@ -73,7 +74,7 @@ def _base(args: argparse.Namespace, *, fusion: bool) -> dict:
         if not base["fusions"]:
             raise ConfigError("--fusion is empty")
     trainer: dict = {}
-    for opt in ("accelerator", "strategy", "max_epochs"):
+    for opt in ("accelerator", "strategy", "max_epochs", "num_nodes"):
         if getattr(args, opt) is not None:
             trainer[opt] = getattr(args, opt)
     if args.devices is not None:

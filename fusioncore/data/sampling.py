@@ -11,9 +11,10 @@ Validation during training uses a fixed subset instead
 loss is comparable from epoch to epoch, spread evenly over the block's time
 order so every file keeps its share.
 
-Under DDP, Lightning wraps the sampler in its ``DistributedSamplerWrapper``,
-which splits each epoch's draw between the processes; every process draws
-the same windows, because the draw depends on the seed and epoch only.
+Under DDP every process draws the same windows (the draw depends on the
+seed and epoch only) and takes its slice of every batch
+(:class:`fusioncore.pipeline.distributed.RankShards`), so the processes
+together see exactly one process's draw.
 """
 
 from __future__ import annotations

@@ -79,7 +79,7 @@ def trainer_settings(cfg: DictConfig) -> TrainerSettings:
     t = cfg.trainer
     return TrainerSettings(
         max_epochs=int(t.max_epochs), patience=int(t.patience), accelerator=str(t.accelerator),
-        devices=t.devices, strategy=str(t.strategy), progress=bool(t.progress),
+        devices=t.devices, strategy=str(t.strategy), progress=bool(t.progress), num_nodes=int(t.num_nodes),
         limit_train_batches=t.limit_train_batches, windows_per_epoch=int(t.windows_per_epoch),
         val_windows=int(t.val_windows),
     )
@@ -92,8 +92,8 @@ def check_trainer(settings: TrainerSettings) -> None:
     quiet_lightning()
     try:
         pl.Trainer(accelerator=settings.accelerator, devices=settings.devices, strategy=settings.strategy,
-                   logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                   enable_model_summary=False, max_epochs=1)
+                   num_nodes=settings.num_nodes, logger=False, enable_checkpointing=False,
+                   enable_progress_bar=False, enable_model_summary=False, max_epochs=1)
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # Lightning's MisconfigurationException, ValueError, RuntimeError ...
@@ -116,7 +116,7 @@ def _checked(what: str, make: Callable[[], Any]) -> Any:
 def resolve_components(cfg: DictConfig, registry: Registry) -> Components:
     """Look up, build and check every component the config names (see the module docstring)."""
     settings = trainer_settings(cfg)
-    if settings.strategy.startswith("ddp") and str(settings.devices) == "1":
+    if settings.strategy.startswith("ddp") and str(settings.devices) == "1" and settings.num_nodes == 1:
         raise ConfigError("--strategy ddp needs --devices 2 or more")
     check_trainer(settings)
     detectors: dict[str, DetectorSpec] = {}

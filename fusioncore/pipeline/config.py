@@ -124,6 +124,7 @@ class TrainerConf:
     accelerator: str = "auto"
     devices: Union[int, str] = 1  # noqa: UP007 (OmegaConf reads typing.Union, not X | Y)
     strategy: str = "auto"
+    num_nodes: int = 1  #: machines taking part in detector training (Lightning multi-node DDP)
     limit_train_batches: Union[int, float] = 1.0  # noqa: UP007  (int: batches, float: share)
     #: training windows per epoch, drawn afresh every epoch from the whole detector block, so an
     #: epoch costs the same on 0.5 M and 60 M frames (a block with fewer is used whole); 0: all
@@ -345,6 +346,7 @@ def validate_run_config(cfg: DictConfig, registry: Registry) -> None:
     _check((isinstance(limit, int) and limit >= 1) or (isinstance(limit, float) and 0 < limit <= 1),
            "trainer.limit_train_batches must be a whole number of batches >= 1 or a share in (0, 1], "
            f"got {limit}")
+    _check(t.num_nodes >= 1, f"trainer.num_nodes must be >= 1, got {t.num_nodes}")
     _check(t.windows_per_epoch >= 0 and t.val_windows >= 0,
            "trainer.windows_per_epoch and trainer.val_windows must be >= 0 (0: every window), got "
            f"{t.windows_per_epoch} / {t.val_windows}")

@@ -52,6 +52,7 @@ class TrainerSettings:
     deterministic: bool = True
     limit_train_batches: int | float = 1.0
     precision: str = "32-true"
+    num_nodes: int = 1
     windows_per_epoch: int = 0  #: training windows drawn per epoch (0: every window)
     val_windows: int = 0  #: validation windows for early stopping (0: every window)
 
@@ -144,6 +145,7 @@ def make_trainer(
         max_epochs=settings.max_epochs,
         accelerator=settings.accelerator,
         devices=settings.devices,
+        num_nodes=settings.num_nodes,
         strategy=settings.strategy,
         callbacks=callbacks,
         logger=loggers,
