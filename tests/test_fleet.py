@@ -19,8 +19,9 @@ from fusioncore.data.synthetic.capture import simulate_capture
 from fusioncore.data.synthetic.csvfile import format_csv
 from fusioncore.data.synthetic.vehicles import build_fleet
 from fusioncore.data.windows import WindowSpec, window_labels, window_starts
-from fusioncore.fleet import AlarmRule, find_captures, read_summary_row, verdict_names
+from fusioncore.fleet import find_captures, read_summary_row, verdict_names
 from fusioncore.fleet.summary import SUMMARY_JSON, SUMMARY_PARQUET
+from fusioncore.plugins import get_plugins
 from fusioncore.scoring import ScoringSystem
 
 ATTACKS = ("benign", "flooding", "fuzzing", "spoofing")
@@ -71,7 +72,7 @@ def test_one_verdict_file_per_capture_and_a_summary(quick_run, fleet, tmp_path, 
         assert {"window", "start_time", "end_time", "decision", "alarm", "label",
                 *(f"score_{m}" for m in methods)} <= set(cols)
         assert len(cols["window"]) >= 10 and all(a <= b for a, b in zip(cols["start_time"], cols["end_time"]))
-        assert cols["alarm"] == cols["decision"]  # 1/1: the alarm is the decision
+        assert cols["alarm"] == cols["decision"]  # the run's alarm stage, raw: the alarm is the decision
         row = read_summary_row(out / name)
         assert row["windows"] == len(cols["window"]) and row["alerts"] == sum(cols["decision"])
         assert row["labelled"] and row["attack_windows"] == sum(v == 1 for v in cols["label"])
@@ -122,7 +123,9 @@ def test_unlabelled_and_unreadable_captures(quick_run, fleet, tmp_path, capsys):
     assert row["format"] == "candump" and not row["labelled"] and row["false_alerts"] is None
     cols = pq.read_table(out / "drive.log.parquet").to_pydict()
     assert set(cols["label"]) == {-1}
-    assert cols["alarm"] == AlarmRule(2, 3).apply(np.array(cols["decision"])).tolist()
+    k_of_n = get_plugins().registry.get("alarm", "k-of-n")(k=2, n=3)
+    assert cols["alarm"] == k_of_n.alarms(np.array(cols["decision"])).tolist()
+    assert json.loads((out / SUMMARY_JSON).read_text())["alarm"] == "k-of-n (k=2, n=3)"
     assert read_summary_row(out / "broken.log.parquet")["error"]
     totals = json.loads((out / SUMMARY_JSON).read_text())["totals"]
     assert totals["failed"] == 1 and totals["labelled_captures"] == 0 and totals["false_alert_rate"] is None
@@ -133,8 +136,9 @@ def test_unlabelled_and_unreadable_captures(quick_run, fleet, tmp_path, capsys):
     [
         (["--input", "/nonexistent/**/*.log"], "matches no capture file"),
         (["--method", "nope"], "--method 'nope' is not in this run"),
-        (["--alarm", "3/2"], "1 <= K <= N"),
-        (["--alarm", "three"], "--alarm wants K/N"),
+        (["--alarm", "3/2"], "need 1 <= k <= n"),
+        (["--alarm", "x/y"], "--alarm wants a registered alarm stage or K/N"),
+        (["--alarm", "three"], "unknown alarm"),
         (["--strategy", "ddp", "--devices", "2", "--accelerator", "cpu"], "capture(s) for 2 processes"),
     ],
 )
@@ -155,8 +159,6 @@ def test_capture_discovery_and_names(tmp_path):
     found = find_captures([str(tmp_path / "**" / "*.log"), str(tmp_path / "a")])
     assert [p.relative_to(tmp_path).as_posix() for p in found] == ["a/x.csv", "a/x.log", "b/c/y.log"]
     assert verdict_names(found) == ("a/x.csv.parquet", "a/x.log.parquet", "b/c/y.log.parquet")
-    assert AlarmRule(2, 3).apply(np.array([1, 0, 1, 1, 0, 0, 1], bool)).tolist() == [
-        False, False, True, True, True, False, False]
 
 
 @pytest.mark.slow
@@ -185,3 +187,17 @@ def test_ddp_two_processes_score_like_one(quick_run, fleet, tmp_path):
     ranks = pq.read_table(outs["ddp"] / SUMMARY_PARQUET).to_pydict()["rank"]
     assert sorted(set(ranks)) == [0, 1]
     assert summary["totals"] == json.loads((outs["one"] / SUMMARY_JSON).read_text())["totals"]
+
+
+def test_the_alarm_stage_defaults_to_the_runs_own():
+    from types import SimpleNamespace
+
+    from fusioncore.fleet import alarm_stage
+
+    registry = get_plugins().registry
+    saved = SimpleNamespace(sections={"alarm": {"name": "k-of-n", "params": {"k": 2, "n": 4}}})
+    stage = alarm_stage(saved, None, registry)
+    assert (stage.name, stage.config()) == ("k-of-n", {"k": 2, "n": 4})
+    assert alarm_stage(SimpleNamespace(sections={}), None, registry).name == "raw"  # runs from before alarms
+    assert alarm_stage(saved, "raw", registry).name == "raw"
+    assert alarm_stage(saved, "3/5", registry).config() == {"k": 3, "n": 5}

@@ -25,9 +25,9 @@ def _configure(p: argparse.ArgumentParser) -> None:
                    help="folder for the verdict files (<capture>.parquet) and summary.parquet / summary.json")
     p.add_argument("--method", help="fusion or detector that decides (default: the run's first fusion)")
     p.add_argument("--stride", type=int, help="score every S frames (default: the run's window stride)")
-    p.add_argument("--alarm", default="1/1", metavar="K/N",
-                   help="alarm when K of the last N windows of a capture are alerts "
-                   "(default 1/1: every alert)")
+    p.add_argument("--alarm", metavar="STAGE",
+                   help="alarm stage after the decisions: a registered one (raw, k-of-n, ...) or K/N for "
+                   "k-of-n (default: the stage the run was evaluated with)")
     p.add_argument("--format", help="force the input format instead of sniffing each file")
     p.add_argument("--errors", choices=("raise", "skip"), default="skip",
                    help="bad rows: skip and count them (default) or fail that capture")
@@ -45,7 +45,7 @@ def _configure(p: argparse.ArgumentParser) -> None:
 def cmd_score(args: argparse.Namespace) -> int:
     import torch
 
-    from fusioncore.fleet import AlarmRule, score_fleet
+    from fusioncore.fleet import score_fleet
     from fusioncore.fleet.summary import print_summary
     from fusioncore.pipeline.resources import format_resources
 
@@ -57,7 +57,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     try:
         result = score_fleet(
             args.run, args.input, args.out, method=args.method, stride=args.stride,
-            alarm=AlarmRule.parse(args.alarm), format=args.format, errors=args.errors,
+            alarm=args.alarm, format=args.format, errors=args.errors,
             accelerator=args.accelerator, strategy=args.strategy, devices=devices, num_nodes=args.num_nodes,
             batch_size=args.batch_size, progress=not args.no_progress,
         )

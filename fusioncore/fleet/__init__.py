@@ -7,24 +7,18 @@ processes and machines through Lightning's strategies (see ``docs/scale.md``).
 """
 
 from fusioncore.fleet.captures import CaptureList, find_captures, verdict_names
-from fusioncore.fleet.run import FleetResult, score_fleet
+from fusioncore.fleet.run import FleetResult, alarm_stage, score_fleet
 from fusioncore.fleet.scorer import FleetProgress, FleetScorer
 from fusioncore.fleet.summary import collect_rows, fleet_totals, write_summary
-from fusioncore.fleet.verdicts import (
-    AlarmRule,
-    CaptureVerdicts,
-    read_summary_row,
-    score_capture,
-    write_verdicts,
-)
+from fusioncore.fleet.verdicts import CaptureVerdicts, read_summary_row, score_capture, write_verdicts
 
 __all__ = [
-    "AlarmRule",
     "CaptureList",
     "CaptureVerdicts",
     "FleetProgress",
     "FleetResult",
     "FleetScorer",
+    "alarm_stage",
     "collect_rows",
     "find_captures",
     "fleet_totals",

@@ -19,12 +19,11 @@ from torch.utils.data import DataLoader
 
 from fusioncore.errors import ConfigError
 from fusioncore.fleet.captures import CaptureList, find_captures, first_item, verdict_names
-from fusioncore.fleet.scorer import FleetProgress, FleetScorer
+from fusioncore.fleet.scorer import FleetProgress, FleetScorer, describe_alarm
 from fusioncore.fleet.summary import collect_rows, write_summary
-from fusioncore.fleet.verdicts import EVERY_ALERT, AlarmRule
 from fusioncore.pipeline.resources import memory_report
 
-__all__ = ["FleetResult", "score_fleet"]
+__all__ = ["FleetResult", "alarm_stage", "score_fleet"]
 
 
 @attrs.frozen(eq=False)
@@ -55,6 +54,27 @@ def _trainer(accelerator: str, devices: int | str, num_nodes: int, strategy: str
                           f"strategy={strategy!r} cannot run here: {first}") from None
 
 
+def alarm_stage(bundle: Any, spec: str | None, registry: Any) -> Any:
+    """The alarm stage to use: ``spec`` (a registered name, or ``K/N`` for ``k-of-n``), else the run's own.
+
+    A run saves the stage it was evaluated with (name and parameters) in its
+    bundle; runs from before alarm stages existed get ``raw``.
+    """
+    from fusioncore.pipeline.config import build_component
+
+    if spec is None:
+        saved = dict(bundle.sections.get("alarm") or {"name": "raw", "params": {}})
+        name, params = saved["name"], dict(saved.get("params") or {})
+    elif "/" in spec:
+        k, _, n = spec.partition("/")
+        if not (k.strip().isdigit() and n.strip().isdigit()):
+            raise ConfigError(f"--alarm wants a registered alarm stage or K/N (e.g. 3/5), got {spec!r}")
+        name, params = "k-of-n", {"k": int(k), "n": int(n)}
+    else:
+        name, params = spec, {}
+    return build_component(registry.get("alarm", name), params)
+
+
 def score_fleet(
     run_dir: Path,
     inputs: Sequence[str],
@@ -62,7 +82,7 @@ def score_fleet(
     *,
     method: str | None = None,
     stride: int | None = None,
-    alarm: AlarmRule = EVERY_ALERT,
+    alarm: str | None = None,
     format: str | None = None,
     errors: str = "skip",
     accelerator: str = "auto",
@@ -72,7 +92,10 @@ def score_fleet(
     batch_size: int = 256,
     progress: bool = True,
 ) -> FleetResult:
-    """Score every capture matching ``inputs`` into ``out`` (one verdict file each, plus the summary)."""
+    """Score every capture matching ``inputs`` into ``out`` (one verdict file each, plus the summary).
+
+    ``alarm``: see :func:`alarm_stage` (default: the stage the run was evaluated with).
+    """
     from fusioncore.pipeline.bundle import RunBundle
     from fusioncore.plugins import get_plugins
 
@@ -90,6 +113,7 @@ def score_fleet(
     if format is not None:
         registry.get("format", format)  # an unknown name fails here, listing the known ones
     bundle = RunBundle.load(run_dir, plugins=plugins)
+    stage = alarm_stage(bundle, alarm, registry)
     method = method or bundle.default_method
     if method not in bundle.thresholds:
         raise ConfigError(f"--method {method!r} is not in this run; available: "
@@ -98,7 +122,7 @@ def score_fleet(
     if trainer.world_size > len(captures):
         raise ConfigError(f"{len(captures)} capture(s) for {trainer.world_size} processes: every process "
                           "needs at least one; use fewer --devices / --num-nodes")
-    scorer = FleetScorer(bundle, captures, names, out, method=method, stride=stride, alarm=alarm,
+    scorer = FleetScorer(bundle, captures, names, out, method=method, stride=stride, alarm=stage,
                          readers=readers, format=format, errors=errors, batch_size=batch_size,
                          run_dir=run_dir)
     timings["load"] = time.perf_counter() - start
@@ -120,7 +144,7 @@ def score_fleet(
     frames = sum(r["frames"] for r in rows)
     report = write_summary(out, rows, {
         "run": str(run_dir), "method": method, "threshold": float(bundle.thresholds[method]),
-        "alarm": f"{alarm.k}/{alarm.n}", "processes": trainer.world_size,
+        "alarm": describe_alarm(stage), "processes": trainer.world_size,
         "timings": {k: round(v, 3) for k, v in timings.items()}, "memory": memory,
         "frames_per_s": round(frames / timings["score"], 1) if timings["score"] > 0 else None,
     })

@@ -22,11 +22,18 @@ import pytorch_lightning as pl
 import torch
 
 from fusioncore.contracts import FormatReader
-from fusioncore.fleet.verdicts import EVERY_ALERT, AlarmRule, score_capture, write_verdicts
+from fusioncore.evaluation.alarms import AlarmStage
+from fusioncore.fleet.verdicts import score_capture, write_verdicts
 from fusioncore.pipeline.bundle import RunBundle
 from fusioncore.pipeline.resources import peak_rss_bytes
 
-__all__ = ["FleetProgress", "FleetScorer"]
+__all__ = ["FleetProgress", "FleetScorer", "describe_alarm"]
+
+
+def describe_alarm(stage: AlarmStage) -> str:
+    """``k-of-n (k=3, n=5)``: the stage's name and the parameters that define it."""
+    params = ", ".join(f"{k}={v}" for k, v in stage.config().items())
+    return f"{stage.name} ({params})" if params else stage.name
 
 
 class FleetScorer(pl.LightningModule):
@@ -41,7 +48,7 @@ class FleetScorer(pl.LightningModule):
         *,
         method: str,
         stride: int | None = None,
-        alarm: AlarmRule = EVERY_ALERT,
+        alarm: AlarmStage,
         readers: Sequence[FormatReader] = (),
         format: str | None = None,
         errors: str = "skip",
@@ -55,7 +62,7 @@ class FleetScorer(pl.LightningModule):
         self.captures, self.names, self.out = tuple(captures), tuple(names), Path(out)
         self.method, self.stride, self.alarm = method, stride, alarm
         self.readers, self.format, self.errors, self.batch_size = tuple(readers), format, errors, batch_size
-        self.footer = {"run": str(run_dir) if run_dir else None, "alarm": f"{alarm.k}/{alarm.n}",
+        self.footer = {"run": str(run_dir) if run_dir else None, "alarm": describe_alarm(alarm),
                        "thresholds": {m: float(t) for m, t in bundle.thresholds.items()}}
 
     def predict_step(self, batch: Any, batch_idx: int = 0) -> dict[str, Any]:

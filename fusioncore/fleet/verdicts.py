@@ -6,8 +6,9 @@ every method of the run in one pass of the detectors: each detector's own
 score and each fusion's fused score, each against its own validation
 threshold, exactly as ``fusioncore run`` evaluated them. The deciding
 method (``--method``, default the run's first fusion) gives the
-``decision`` column; ``alarm`` is that decision through a k-of-n rule over
-consecutive windows (1 of 1 by default: the alarm is the decision).
+``decision`` column; ``alarm`` is that decision through an alarm stage
+(:mod:`fusioncore.evaluation.alarms`; by default the one the run was
+evaluated with), run over the capture's windows as one stretch.
 
 :func:`write_verdicts` writes one Parquet file per capture, atomically; the
 capture's summary row (frames, windows, alerts, labelled attack windows,
@@ -30,49 +31,17 @@ from numpy.lib.stride_tricks import sliding_window_view
 from fusioncore.contracts import DetectorOutput, FormatReader
 from fusioncore.data.windows import WindowSpec, window_labels, window_starts
 from fusioncore.errors import ConfigError, FusionCoreError
+from fusioncore.evaluation.alarms import AlarmStage, apply_alarm_stage
 from fusioncore.scoring import checked_fuse, fusion_data
 
 if TYPE_CHECKING:
     from fusioncore.pipeline.bundle import RunBundle
 
-__all__ = [
-    "EVERY_ALERT", "AlarmRule", "CaptureVerdicts", "read_summary_row", "score_capture", "write_verdicts",
-]
+__all__ = ["CaptureVerdicts", "read_summary_row", "score_capture", "write_verdicts"]
 
 #: Formats whose files carry per-frame attack labels (others score unlabelled).
 LABELLED_FORMATS = frozenset({"can-train-and-test", "hcrl-car-hacking"})
 META_KEY = b"fusioncore.capture"
-
-
-@attrs.frozen
-class AlarmRule:
-    """Alarm when at least ``k`` of the last ``n`` windows of a capture were decided attack."""
-
-    k: int = 1
-    n: int = 1
-
-    def __attrs_post_init__(self) -> None:
-        if not 1 <= self.k <= self.n:
-            raise ConfigError(f"--alarm K/N needs 1 <= K <= N, got {self.k}/{self.n}")
-
-    @classmethod
-    def parse(cls, text: str) -> AlarmRule:
-        k, sep, n = str(text).partition("/")
-        if not sep or not k.strip().isdigit() or not n.strip().isdigit():
-            raise ConfigError(f"--alarm wants K/N (e.g. 3/5), got {text!r}")
-        return cls(int(k), int(n))
-
-    def apply(self, decisions: np.ndarray) -> np.ndarray:
-        decisions = np.asarray(decisions, bool)
-        if self.n == 1:
-            return decisions.copy()
-        counts = np.cumsum(np.concatenate(([0], decisions.astype(np.int64))))
-        lo = np.maximum(np.arange(1, len(decisions) + 1) - self.n, 0)
-        return counts[1:] - counts[lo] >= self.k
-
-
-#: The default rule: every alert is an alarm.
-EVERY_ALERT = AlarmRule(1, 1)
 
 
 @attrs.frozen(eq=False)
@@ -120,7 +89,7 @@ def score_capture(
     method: str,
     name: str,
     stride: int | None = None,
-    alarm: AlarmRule = EVERY_ALERT,
+    alarm: AlarmStage,
     readers: Sequence[FormatReader] = (),
     format: str | None = None,
     errors: str = "skip",
@@ -148,7 +117,7 @@ def score_capture(
     starts = window_starts(frames, spec)
     scores = _method_scores(bundle, frames, starts, batch_size, device)
     decision = scores[method] > bundle.thresholds[method]
-    alarms = alarm.apply(decision)
+    alarms = apply_alarm_stage(alarm, decision, np.array([0]), np.array([len(decision)]))
     labelled = fmt in LABELLED_FORMATS
     label = window_labels(frames, starts, spec.size)[0].astype(np.int8) if labelled else None
     ts = np.asarray(frames.timestamp)
