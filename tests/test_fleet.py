@@ -159,6 +159,8 @@ def test_capture_discovery_and_names(tmp_path):
     found = find_captures([str(tmp_path / "**" / "*.log"), str(tmp_path / "a")])
     assert [p.relative_to(tmp_path).as_posix() for p in found] == ["a/x.csv", "a/x.log", "b/c/y.log"]
     assert verdict_names(found) == ("a/x.csv.parquet", "a/x.log.parquet", "b/c/y.log.parquet")
+    # verdicts written among the inputs are not captures of the next run
+    assert find_captures([str(tmp_path)], exclude=tmp_path / "b") == found[:2]
 
 
 @pytest.mark.slow

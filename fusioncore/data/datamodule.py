@@ -228,6 +228,7 @@ class CANDataModule(pl.LightningDataModule):
         run_shares = self._run_shares(pool.frames)
         plan = plan_splits(pool.frames, self.window, self.split_policy, run_shares=run_shares)
         self.split_plan = plan
+        release_pages(pool.frames._columns().values())
         self.splits = {
             name: SplitWindows(name, pool.frames, plan.starts[name], plan.labels[name],
                                plan.attack_types[name], pool.hashes)

@@ -26,7 +26,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import inspect
-import json
 import logging
 import shutil
 from collections import Counter

@@ -319,6 +319,9 @@ def _provenance(report: Mapping[str, Any]) -> list[str]:
     if timings:
         lines += ["| stage | seconds |", "|---|---:|", *[f"| {k} | {v:.2f} |" for k, v in timings.items()],
                   ""]
+    memory = report.get("memory") or {}
+    if memory.get("peak_rss_mb"):
+        lines += [f"Peak memory: {memory['peak_rss_mb']:,.0f} MiB resident.", ""]
     return lines
 
 

@@ -29,19 +29,25 @@ def _expand(pattern: str) -> list[Path]:
     return [Path(p) for p in glob.glob(str(path), recursive=True) if Path(p).is_file()]
 
 
-def find_captures(patterns: Sequence[str]) -> tuple[Path, ...]:
+def find_captures(patterns: Sequence[str], *, exclude: Path | None = None) -> tuple[Path, ...]:
     """Files matching ``patterns`` (files, folders read recursively, globs with ``**``), sorted, unique.
 
     A pattern that matches nothing is an error naming it: a typo in one of
-    several patterns must not silently shrink the fleet.
+    several patterns must not silently shrink the fleet. Files under
+    ``exclude`` (the output folder, when it sits among the inputs) are left out.
     """
     found: dict[str, Path] = {}
+    skip = os.path.realpath(exclude) + os.sep if exclude is not None else None
     for pattern in patterns:
         matched = _expand(pattern)
         if not matched:
             raise ConfigError(f"--input {pattern!r} matches no capture file")
         for p in matched:
-            found.setdefault(os.path.realpath(p), p.absolute())
+            real = os.path.realpath(p)
+            if skip is None or not real.startswith(skip):
+                found.setdefault(real, p.absolute())
+    if not found:
+        raise ConfigError("--input matches only files inside --out")
     return tuple(sorted(found.values()))
 
 

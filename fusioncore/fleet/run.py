@@ -105,7 +105,7 @@ def score_fleet(
         raise ConfigError(f"--stride must be >= 1, got {stride}")
     if batch_size < 1 or num_nodes < 1:
         raise ConfigError(f"--batch-size and --num-nodes must be >= 1, got {batch_size} / {num_nodes}")
-    captures = find_captures(inputs)
+    captures = find_captures(inputs, exclude=Path(out))
     names = verdict_names(captures)
     plugins = get_plugins()
     registry = plugins.registry

@@ -3,8 +3,8 @@
 ``fusioncore run`` and ``fusioncore score`` print this at the end and write it
 into their reports (``timings`` and ``memory``). Peak memory is the kernel's
 high-water mark of the resident set (``getrusage(...).ru_maxrss``): of this
-process, and separately of its finished child processes (DDP workers,
-dataloader workers), whose largest peak the kernel reports.
+process, and, for DDP runs, of its finished child processes (the workers),
+whose largest peak the kernel reports.
 """
 
 from __future__ import annotations
@@ -26,16 +26,18 @@ def peak_rss_bytes(*, children: bool = False) -> int:
     return int(usage.ru_maxrss) * (1 if sys.platform == "darwin" else 1024)
 
 
-def memory_report(by_stage: Mapping[str, int] | None = None) -> dict[str, Any]:
-    """``memory`` section of a report: peak RSS (MiB) of this process, its children, and per stage.
+def memory_report(by_stage: Mapping[str, int] | None = None, *, children: bool = False) -> dict[str, Any]:
+    """``memory`` section of a report: peak RSS (MiB) of this process, per stage, and of its children.
 
     ``by_stage[name]`` is the process's peak as it stood when stage ``name``
     ended, so the first stage whose value jumps is the one that raised it.
+    ``children``: also the largest finished child's peak -- only meaningful
+    when the children are workers (DDP): a short forked helper (``git``)
+    reports the parent's memory at the fork.
     """
-    out: dict[str, Any] = {
-        "peak_rss_mb": round(peak_rss_bytes() / _MB, 1),
-        "children_peak_rss_mb": round(peak_rss_bytes(children=True) / _MB, 1),
-    }
+    out: dict[str, Any] = {"peak_rss_mb": round(peak_rss_bytes() / _MB, 1)}
+    if children:
+        out["children_peak_rss_mb"] = round(peak_rss_bytes(children=True) / _MB, 1)
     if by_stage:
         out["peak_rss_mb_after_stage"] = {k: round(v / _MB, 1) for k, v in by_stage.items()}
     return out

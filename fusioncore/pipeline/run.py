@@ -105,7 +105,8 @@ def run_pipeline(
                 draw_plots(folder.path, dm, first, components)
             make_bundle(ctx, dm, first).save(folder.path)
             report["timings"] = {k: round(v, 3) for k, v in ctx.seconds.items()}
-            report["memory"] = memory_report(ctx.peaks)
+            ddp = any(t.processes > 1 for r in runs for t in r.trained.values())
+            report["memory"] = memory_report(ctx.peaks, children=ddp)
             write_report(folder.path, report)
         out = folder.commit({"command": command, "dataset": str(cfg.dataset), "seeds": list(seeds)})
     call_lifecycle(plugins, "fusioncore_run_finished", run=info, report=report)
@@ -155,9 +156,13 @@ def evaluate(ctx: RunContext, dm: CANDataModule, fused: FittedFusions, threshold
 
     def on(name: str, labelled: bool | None = None):
         split = dm.splits[name]
-        return evaluate_scenario(split.frames, split.starts, split.labels, split.attack_types,
-                                 fused.methods[name], thresholds.values, window=dm.window, alarm=comps.alarm,
-                                 settings=comps.evaluation, labelled=labelled, name=name)
+        try:
+            return evaluate_scenario(split.frames, split.starts, split.labels, split.attack_types,
+                                     fused.methods[name], thresholds.values, window=dm.window,
+                                     alarm=comps.alarm, settings=comps.evaluation, labelled=labelled,
+                                     name=name)
+        finally:
+            dm.release_pages()  # events read the scenario's labels and times: one scenario's pages at a time
 
     # the validation block is cut from training files, whose unlabelled frames are benign
     return on(VAL_SPLIT, labelled=True), {name: on(name) for name in dm.test_scenarios}
