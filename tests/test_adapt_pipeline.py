@@ -113,7 +113,7 @@ def test_a_third_party_adapter_is_picked_by_name(tmp_path):
     assert result.report["protocol"]["adapter"] == "counting"
     assert result.report["protocol"]["params"]["buckets"] == 4
     assert _Counting.profiles >= 21  # every training and test capture of the synthetic dataset
-    saved = json.loads((tmp_path / "run" / "model" / "adapter.json").read_text())
+    saved = json.loads((tmp_path / "run" / "model" / "bundle.json").read_text())["sections"]["adapter"]
     assert saved["name"] == "counting" and set(saved["detector_scalers"]) == {"vgae", "gat"}
 
 

@@ -176,8 +176,8 @@ def test_a_bundle_saved_and_loaded_again_scores_identically(quick_run, tmp_path)
     frames = load_files(_test_files(TEST_01)).frames
     starts = window_starts(frames, WindowSpec(100, 100))[:300]
     for method in ("dqn", "stacking", "gat"):
-        a = bundle.scoring_system(method, batch_size=128).score(frames, starts)
-        b = again.scoring_system(method, batch_size=128).score(frames, starts)
+        a = bundle.scoring_system(method, batch_size=128).adapted_to(frames).score(frames, starts)
+        b = again.scoring_system(method, batch_size=128).adapted_to(frames).score(frames, starts)
         np.testing.assert_array_equal(a.fused, b.fused)
         np.testing.assert_array_equal(a.scores, b.scores)
 

@@ -22,10 +22,13 @@ def protocol_lines(report: Mapping[str, Any]) -> list[str]:
     if not p:
         return []
     params = ", ".join(f"{k}={v}" for k, v in p.get("params", {}).items())
+    graphs = f", {p['representation']} graphs" if "representation" in p else ""
+    scores = ("" if "score_normalisation" not in p
+              else f", score normalisation {'on' if p['score_normalisation'] else 'off'}")
+    reference = p.get("reference") or f"first {p.get('warmup_s', 0):g} s of every capture"
     lines = [
-        f"Protocol: adapter `{p['adapter']}`{f' ({params})' if params else ''}, "
-        f"{p['representation']} graphs, score normalisation {'on' if p['score_normalisation'] else 'off'}. "
-        f"Reference segment: the {p['reference']}.",
+        f"Protocol: adapter `{p.get('adapter')}`{f' ({params})' if params else ''}{graphs}{scores}. "
+        f"Reference segment: the {reference}.",
     ]
     for split, names in p.get("references_with_attacks", {}).items():
         lines.append(f"**Reference segment holds attack frames** ({split}): {_names(names)}; "

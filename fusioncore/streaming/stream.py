@@ -226,7 +226,8 @@ class StreamDetector:
         self.on_verdicts = on_verdicts or (lambda v: None)
         self.max_batch = max_batch
         self.summary = DetectionSummary()
-        self.summary.warming = system.needs_reference and system.captures is None
+        # a run that adapts to each capture warms up first (any other scorer starts at once)
+        self.summary.warming = bool(getattr(system, "needs_reference", False)) and system.captures is None
         self.profile = profile  #: a VehicleProfile to use instead of learning one (detect --profile)
         self._last_t: float | None = None
 
