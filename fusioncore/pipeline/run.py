@@ -199,8 +199,9 @@ def draw_plots(folder: Path, dm: CANDataModule, run: SeedRun, components) -> Non
         shown = list(alpha)
         plot_policy(
             target,
-            np.concatenate([outputs[s][first].score for s in shown]),
-            np.concatenate([outputs[s][last].score for s in shown]),
+            # the policies cover the scored windows only (no reference window, fusioncore.adapt)
+            np.concatenate([outputs[s][first].score[dm.splits[s].scored] for s in shown]),
+            np.concatenate([outputs[s][last].score[dm.splits[s].scored] for s in shown]),
             np.concatenate([alpha[s] for s in shown]),
             x_label=words[first], y_label=words[last],
             weight_label=f"weight on {last} (0: trusts {first} alone, 1: {last} alone)",
