@@ -26,7 +26,7 @@ __all__ = ["HOOK_API_VERSION", "Register", "hookimpl", "hookspec"]
 PROJECT = "fusioncore"
 #: Version of the hook API. Bumped when a hook gains arguments or a new hook
 #: appears; plugins may declare the range they support (``FUSIONCORE_HOOK_API``).
-HOOK_API_VERSION = 1
+HOOK_API_VERSION = 2  # 2: fusioncore_register_alarms / _adapters, fusioncore_stage_finished
 
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
@@ -83,6 +83,16 @@ def fusioncore_register_alarms(register: Register) -> None:
 
     An alarm stage turns one stretch of per-window decisions (consecutive
     windows of one capture, in time order) into alarms: ``alarms(bool[n]) -> bool[n]``.
+    """
+
+
+@hookspec
+def fusioncore_register_adapters(register: Register) -> None:
+    """Register capture adapters: :class:`fusioncore.adapt.base.Adapter` subclasses.
+
+    ``register("profile", ProfileAdapter)``; the core builds one as
+    ``cls(warmup_s=..., **params)`` from ``adapt.name`` / ``--adapt`` and
+    ``adapt_params.<name>``.
     """
 
 

@@ -40,6 +40,7 @@ KINDS: dict[str, str] = {
     "dataset": "fusioncore_register_datasets",
     "format": "fusioncore_register_formats",
     "alarm": "fusioncore_register_alarms",
+    "adapter": "fusioncore_register_adapters",
 }
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
@@ -115,6 +116,7 @@ _CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
                "a FormatReader instance (name, description, sniff, read)"),
     "alarm": (_subclass_of("fusioncore.evaluation.alarms", "AlarmStage"),
               "a fusioncore.evaluation.AlarmStage subclass"),
+    "adapter": (_subclass_of("fusioncore.adapt.base", "Adapter"), "a fusioncore.adapt.base.Adapter subclass"),
 }
 
 

@@ -11,10 +11,16 @@ itself uses, so a window scores the same in training, in batch and in a
 stream. Every step works on a whole batch of windows at once.
 
 Besides the scores, each window gets the CAN IDs that most explain it:
-IDs missing from the training vocabulary first (the mark of fuzzing and
-flooding), then IDs whose inter-arrival time in the window is furthest from
-their benign period (spoofing, suppression), read from the graph's own node
-features ``unknown_id`` and ``iat_vs_period``.
+IDs missing from the reference (the mark of fuzzing and flooding), then IDs
+whose inter-arrival time is furthest from their reference period (spoofing,
+suppression), read from the graph's own node features (``unknown_id`` and
+``iat_vs_period``, or ``period_ratio`` for profile-relative graphs).
+
+A run that adapts to each capture (:mod:`fusioncore.adapt`) needs that
+capture's reference first: :meth:`ScoringSystem.adapted_to` learns every
+capture's profile and score statistics from its reference segment (a stream
+does it after its warm-up), and :meth:`ScoringSystem.score` then standardises
+every score as the run did.
 """
 
 from __future__ import annotations
@@ -28,21 +34,21 @@ import numpy as np
 import torch
 from numpy.lib.stride_tricks import sliding_window_view
 
+from fusioncore.adapt.capture import CaptureStates, SavedAdaptation, fit_capture_states, normalise_output
 from fusioncore.calibration import PlattScaler
 from fusioncore.contracts import Detector, DetectorOutput, FusionData, FusionStrategy, StateEncoder
 from fusioncore.data.frames import Frames
-from fusioncore.data.graphs import NODE_FEATURES, WindowGraphBuilder
+from fusioncore.data.graphs import WindowGraphBuilder
 from fusioncore.data.windows import validate_starts
-from fusioncore.errors import PluginError
+from fusioncore.errors import ConfigError, PluginError
 
 if TYPE_CHECKING:
     from fusioncore.plugins import Plugins
 
 __all__ = ["ScoringSystem", "WindowVerdicts", "checked_fuse", "fusion_data"]
 
-_UNKNOWN = NODE_FEATURES.index("unknown_id")
-_OFF_PERIOD = NODE_FEATURES.index("iat_vs_period")
-_COUNT = NODE_FEATURES.index("count_share")
+#: node features the explanation reads: (unknown, off-period, count), per representation
+_EXPLAIN = (("unknown_id", "iat_vs_period", "count_share"), ("unknown_id", "period_ratio", "count_share"))
 #: |log1p(interval ms) - log1p(period ms)| below this is ordinary jitter, not worth naming
 _MIN_PERIOD_DEVIATION = 0.4
 
@@ -170,6 +176,17 @@ class ScoringSystem:
     threshold: float
     batch_size: int = 256
     top_k: int = 3
+    adaptation: SavedAdaptation | None = None  #: the run's adapter and score scalers
+    captures: CaptureStates | None = None  #: what adapted_to learned of the captures being scored
+
+    @property
+    def needs_reference(self) -> bool:
+        """Whether captures must be adapted to (a reference segment) before they are scored."""
+        return self.adaptation is not None and self.adaptation.uses_reference
+
+    @property
+    def warmup_s(self) -> float:
+        return self.adaptation.adapter.warmup_s if self.adaptation is not None else 0.0
 
     @property
     def window_size(self) -> int:
@@ -181,11 +198,43 @@ class ScoringSystem:
 
     @classmethod
     def load(cls, run_dir: Path, *, method: str | None = None, plugins: Plugins | None = None,
-             batch_size: int = 256) -> ScoringSystem:
-        """The scoring system of the run in ``run_dir``, read through its :class:`RunBundle`."""
+             batch_size: int = 256, adapt: str | None = None, warmup_s: float | None = None) -> ScoringSystem:
+        """The scoring system of the run in ``run_dir``, read through its :class:`RunBundle`.
+
+        ``adapt`` must name the run's adapter if given; ``warmup_s`` changes its warm-up.
+        """
         from fusioncore.pipeline.bundle import RunBundle
 
-        return RunBundle.load(run_dir, plugins=plugins).scoring_system(method, batch_size=batch_size)
+        return RunBundle.load(run_dir, plugins=plugins).scoring_system(
+            method, batch_size=batch_size, adapt=adapt, warmup_s=warmup_s)
+
+    # ------------------------------------------------------- adaptation
+    def adapted_to(self, frames: Frames, *, profile=None, default: str | None = None) -> ScoringSystem:
+        """This system with every capture of ``frames`` adapted to from its reference segment.
+
+        ``profile`` (a :class:`~fusioncore.adapt.profile.VehicleProfile`) replaces the
+        captures' own; ``default`` names the capture that serves unlisted sources (a stream).
+        """
+        if not self.needs_reference:
+            return self
+        fused = self.fusion is not None and self.method in self.adaptation.fused_scalers
+        states = fit_capture_states(
+            self.adaptation, frames, self.builder.spec, outputs=self._raw_outputs,
+            fuse=self._fuse if fused else None, profile=profile, default=default,
+        )
+        return attrs.evolve(self, captures=states)
+
+    def _builder(self) -> WindowGraphBuilder:
+        table = self.captures.table if self.captures is not None else None
+        return self.builder if table is None else self.builder.with_reference(table)
+
+    def _raw_outputs(self, frames: Frames, starts: np.ndarray, table) -> dict[str, DetectorOutput]:
+        builder = self.builder if table is None else self.builder.with_reference(table)
+        return self._run_detectors(builder, frames, starts, starts)
+
+    def _fuse(self, outputs: Mapping[str, DetectorOutput]) -> dict[str, np.ndarray]:
+        data = fusion_data(outputs, tuple(self.detectors), self.calibrators, self.encoder)
+        return {self.method: checked_fuse(self.fusion, self.method, data)}
 
     # ----------------------------------------------------------- scoring
     def detector_outputs(self, frames: Frames, starts: np.ndarray,
@@ -193,11 +242,22 @@ class ScoringSystem:
         """Every detector's output on the windows at ``starts``, ``batch_size`` windows per pass."""
         starts = validate_starts(frames, starts, self.window_size)
         ids = starts if window_ids is None else _i64(window_ids)
+        if self.needs_reference and self.captures is None:
+            raise ConfigError(f"this run adapts to each capture ({self.adaptation.adapter.name!r}): "
+                              "adapt the system to the capture's reference segment first (adapted_to)")
+        outputs = self._run_detectors(self._builder(), frames, starts, ids)
+        if self.captures is None or not self.captures.detector:
+            return outputs
+        capture = self.captures.capture_of(frames, starts)
+        return {n: normalise_output(self.adaptation, n, o, *(a[capture] for a in self.captures.detector[n]))
+                if n in self.captures.detector else o for n, o in outputs.items()}
+
+    def _run_detectors(self, builder: WindowGraphBuilder, frames: Frames, starts: np.ndarray,
+                       ids: np.ndarray) -> dict[str, DetectorOutput]:
         parts: dict[str, list[DetectorOutput]] = {n: [] for n in self.detectors}
         with torch.inference_mode():
             for lo in range(0, len(starts), self.batch_size):
-                batch = self.builder.build(frames, starts[lo:lo + self.batch_size],
-                                           ids[lo:lo + self.batch_size])
+                batch = builder.build(frames, starts[lo:lo + self.batch_size], ids[lo:lo + self.batch_size])
                 for name, model in self.detectors.items():
                     parts[name].append(model.predict_step(batch, 0))
         return {n: _concat(p, self.detectors[n]) for n, p in parts.items()}
@@ -217,6 +277,11 @@ class ScoringSystem:
             if n:  # encoders and fusions need not accept zero rows
                 data = fusion_data(outputs, names, self.calibrators, self.encoder)
                 fused = checked_fuse(self.fusion, self.method, data)
+                if self.captures is not None and self.method in self.captures.fused:
+                    center, scale = self.captures.fused[self.method]
+                    capture = self.captures.capture_of(frames, starts)
+                    scaler = self.adaptation.fused_scalers[self.method]
+                    fused = scaler.apply(fused, center[capture], scale[capture]).reshape(n)
                 policy = self.fusion.policy(data)
                 if policy is not None:
                     weights = np.asarray(policy, np.float32).reshape(n, m)
@@ -243,11 +308,16 @@ class ScoringSystem:
         deviation = np.zeros((n, k), np.float32)
         if n == 0:
             return ids, unknown, deviation
-        graphs = self.builder.features(frames, starts)  # raw node features, the detectors' own
+        builder = self._builder()
+        graphs = builder.features(frames, starts)  # raw node features, the detectors' own
         x = graphs.x
-        unk = x[:, _UNKNOWN] > 0.5
-        dev = x[:, _OFF_PERIOD]
-        suspicion = np.where(unk, 10.0 + x[:, _COUNT], np.abs(dev))
+        names = next((e for e in _EXPLAIN if set(e) <= set(builder.node_features)), None)
+        if names is None:  # a representation without these columns: nothing to name
+            return ids, unknown, deviation
+        c_unk, c_dev, c_count = (builder.node_features.index(f) for f in names)
+        unk = x[:, c_unk] > 0.5
+        dev = x[:, c_dev]
+        suspicion = np.where(unk, 10.0 + x[:, c_count], np.abs(dev))
         window = graphs.node_window
         named = unk | (np.abs(dev) >= _MIN_PERIOD_DEVIATION)
         order = np.lexsort((-suspicion, window))  # per window, most suspicious node first

@@ -93,7 +93,7 @@ def test_validation_files_of_a_dataset_go_wholly_to_validation(tmp_path):
         assert not (split.frames.source[split.starts] == held).any()
 
 
-def test_datasets_command_lists_local_folders_and_survives_a_bad_file(tmp_path, capsys):
+def test_datasets_command_lists_local_folders_and_survives_a_bad_file(tmp_path, capsys, monkeypatch):
     root = tmp_path / "root"
     _layout(root, "good")
     bad = _layout(root, "broken")
@@ -104,6 +104,9 @@ def test_datasets_command_lists_local_folders_and_survives_a_bad_file(tmp_path, 
     assert rows["good"]["splits"]["validation"]["windows"] > 0
     assert "empty file" in rows["broken"]["error"]
     assert rows["hcrl_sa"]["found"] is False  # the other datasets are still described
+    # wide enough that the error cell never wraps, whatever other rows (a generated synthetic
+    # dataset from an earlier test of the session) widen the table
+    monkeypatch.setenv("COLUMNS", "400")
     assert main(["datasets", "--data-root", str(root)]) == 0
     assert "empty file" in capsys.readouterr().out
 

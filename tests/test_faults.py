@@ -384,8 +384,9 @@ def test_detect_on_a_log_whose_every_record_is_skipped_says_why_and_exits_2(trai
 
 def test_detect_jsonl_that_cannot_be_written_is_one_line_exit_2(trained_run, tmp_path, capsys):
     capture = tmp_path / "ok.csv"
+    # 6 s: longer than the run's 4 s warm-up (fusioncore.adapt), so windows are scored and written
     capture.write_text("timestamp,arbitration_id,data_field,attack\n"
-                       + "".join(f"{1.0 + i / 1000},{i % 50:03X},00,0\n" for i in range(300)))
+                       + "".join(f"{1.0 + i / 1000},{i % 50:03X},00,0\n" for i in range(6000)))
     for target, needle in ((tmp_path / "missing" / "out.jsonl", "cannot write there"),
                            (tmp_path, "cannot write there (Is a directory)"),
                            (Path("/dev/full"), "write failed (No space left on device)")):

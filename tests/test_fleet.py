@@ -13,12 +13,13 @@ import pyarrow.parquet as pq
 import pytest
 from detector_batches import one_torch_thread
 
+from fusioncore.adapt import splits as adapt_splits
 from fusioncore.cli import main
 from fusioncore.data.formats import read_capture
 from fusioncore.data.synthetic.capture import simulate_capture
 from fusioncore.data.synthetic.csvfile import format_csv
 from fusioncore.data.synthetic.vehicles import build_fleet
-from fusioncore.data.windows import WindowSpec, window_labels, window_starts
+from fusioncore.data.windows import WindowSpec, window_labels
 from fusioncore.fleet import find_captures, read_summary_row, verdict_names
 from fusioncore.fleet.summary import SUMMARY_JSON, SUMMARY_PARQUET
 from fusioncore.plugins import get_plugins
@@ -36,12 +37,15 @@ def quick_run(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory) -> Path:
-    """20 short captures of the three vehicles in two sub-folders (can-train-and-test CSV)."""
+    """20 short captures of the three vehicles in two sub-folders (can-train-and-test CSV).
+
+    6.5 s each: the run adapts to every capture from its first 4 s (adapt.warmup_s).
+    """
     root = tmp_path_factory.mktemp("logs")
     vehicles = build_fleet(0)
     for i in range(20):
         vehicle, attack = vehicles[i % 3], ATTACKS[i % 4]
-        capture = simulate_capture(vehicle, attack, rng=np.random.default_rng(100 + i), duration=2.5,
+        capture = simulate_capture(vehicle, attack, rng=np.random.default_rng(100 + i), duration=6.5,
                                    start_us=(1_720_000_000 + 100 * i) * 1_000_000)
         folder = root / f"car{i % 2}"
         folder.mkdir(exist_ok=True)
@@ -99,8 +103,12 @@ def test_scores_are_the_runs_own(quick_run, fleet, tmp_path):
     frames = read_capture(capture, errors="skip").frames
     with one_torch_thread():
         system = ScoringSystem.load(quick_run, method="gat")
-        starts = window_starts(frames, WindowSpec(system.window_size, system.stride))
-        verdicts = system.score(frames, starts)
+        assert system.needs_reference  # the default adapter: each capture's first 4 s are its reference
+        spec = WindowSpec(system.window_size, system.stride)
+        starts, ref = adapt_splits.test_windows(frames, spec, system.adaptation.adapter)
+        starts = starts[~ref]
+        verdicts = system.adapted_to(frames).score(frames, starts)
+    assert read_summary_row(out / f"{capture.name}.parquet")["reference_windows"] == ref.sum() > 0
     np.testing.assert_allclose(cols["score_gat"], verdicts.fused, rtol=1e-6)
     assert cols["decision"] == verdicts.alert.tolist() and cols["start_row"] == starts.tolist()
     assert cols["label"] == window_labels(frames, starts, system.window_size)[0].tolist()
@@ -203,3 +211,23 @@ def test_the_alarm_stage_defaults_to_the_runs_own():
     assert alarm_stage(SimpleNamespace(sections={}), None, registry).name == "raw"  # runs from before alarms
     assert alarm_stage(saved, "raw", registry).name == "raw"
     assert alarm_stage(saved, "3/5", registry).config() == {"k": 3, "n": 5}
+
+
+def test_a_capture_shorter_than_its_reference_segment_fails_alone(quick_run, fleet, tmp_path, capsys):
+    """An adapting run needs each capture's first warm-up seconds; a shorter capture is an error row."""
+    short = tmp_path / "logs" / "short.csv"
+    short.parent.mkdir()
+    capture = simulate_capture(build_fleet(0)[0], "benign", rng=np.random.default_rng(7), duration=2.5,
+                               start_us=1_720_000_000 * 1_000_000)
+    short.write_bytes(format_csv(capture.frames))
+    longer = sorted(fleet.rglob("benign-*.csv"))[0]
+    out = tmp_path / "v"
+    assert _score(quick_run, out, str(short), str(longer)) == 2  # a one-line error after the summary
+    rows = {Path(r["capture"]).name: r for r in pq.read_table(out / SUMMARY_PARQUET).to_pylist()}
+    assert "ends before its 4 s reference segment" in rows["short.csv"]["error"]
+    assert rows[longer.name]["error"] is None and rows[longer.name]["windows"] > 0
+    assert "1 of 2 captures could not be scored" in capsys.readouterr().err
+    # a shorter warm-up fits it: its first second is the reference, the rest is scored
+    assert _score(quick_run, tmp_path / "w", str(short), extra=["--warmup", "1"]) == 0
+    row = read_summary_row(tmp_path / "w" / "short.csv.parquet")
+    assert row["error"] is None and row["reference_windows"] > 0 and row["windows"] > 0

@@ -202,3 +202,23 @@ def test_labels_and_validation_work_across_internal_chunks(monkeypatch):
     assert 0 < whole[0].sum() < len(starts)
     with pytest.raises(ConfigError, match="1 window"):
         validate_starts(frames, np.concatenate([starts[:9], [165]]), 10)
+
+
+def test_11_and_29_bit_ids_with_the_same_value_are_different_entries():
+    """Issue 13: the 11-bit and the 29-bit ID 0x100 used to share one vocabulary slot."""
+    ids = np.array([0x100, 0x100, 0x100, 0x200, 0x100, 0x100])
+    ext = np.array([False, True, False, False, True, False])
+    frames = Frames.from_columns(timestamp=np.arange(6) * 0.01, can_id=ids, extended=ext,
+                                 data=np.zeros((6, 8)))
+    vocab = IdVocabulary.fit(frames)
+    assert len(vocab) == 4  # unknown slot + 0x100 (11-bit) + 0x200 + 0x100 (29-bit)
+    assert vocab.lookup([0x100, 0x100], extended=[False, True]).tolist() == [1, 3]
+    assert vocab.lookup([0x1FFFFFFF]).tolist() == [0]  # the format is inferred from the value
+    # periods are taken per identifier: 11-bit 0x100 at rows 0, 2, 5 -> 0.02, 0.03; 29-bit at 1, 4 -> 0.03
+    np.testing.assert_allclose(vocab.period[1:], [0.025, np.nan, 0.03])
+    from fusioncore.data.graph_features import compute_window_graphs
+
+    graphs = compute_window_graphs(frames, np.array([0]), 6, vocab)
+    assert graphs.can_id.tolist() == [0x100, 0x200, 0x100]
+    assert graphs.extended.tolist() == [False, False, True]
+    assert graphs.node_id.tolist() == [1, 2, 3]

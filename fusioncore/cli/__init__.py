@@ -148,7 +148,8 @@ def _register_optional_commands() -> None:
 
     for module in (
         "fusioncore.cli.plugins", "fusioncore.cli.data", "fusioncore.cli.run", "fusioncore.cli.detect",
-        "fusioncore.cli.score", "fusioncore.cli.compare", "fusioncore.cli.doctor", "fusioncore.cli.scaffold",
+        "fusioncore.cli.score", "fusioncore.cli.compare", "fusioncore.cli.doctor", "fusioncore.cli.profile",
+        "fusioncore.cli.scaffold",
     ):
         try:
             importlib.import_module(module)

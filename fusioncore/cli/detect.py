@@ -8,6 +8,12 @@ error, exit status 2). An input from which not one frame could be read is an
 error too (exit status 2, after the summary says what was skipped). The
 inputs themselves (a python-can bus, a growing log, a real-time replay) live
 in :mod:`fusioncore.streaming.sources`.
+
+A run trained with a capture adapter (``--adapt`` of ``fusioncore run``)
+warms up on the input: its first ``--warmup`` seconds (default: the run's)
+are the vehicle's reference segment, never scored. ``--profile vehicle.json``
+(from ``fusioncore profile``) supplies the vehicle profile instead; the
+warm-up then only takes the score statistics.
 """
 
 from __future__ import annotations
@@ -111,6 +117,14 @@ def _configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--speed", type=float, default=1.0, help="pace factor for --realtime (default 1)")
     p.add_argument("--stride", type=int, help="score every S frames (default: the run's window stride)")
     p.add_argument("--method", help="fusion or detector that decides (default: the run's first fusion)")
+    p.add_argument("--adapt", metavar="NAME",
+                   help="capture adapter; must be the run's own (default: the run's)")
+    p.add_argument("--warmup", type=float, metavar="SECONDS",
+                   help="adapting runs: seconds at the start of the input that form its reference segment "
+                   "(never scored; default: the run's adapt.warmup_s)")
+    p.add_argument("--profile", type=Path, metavar="JSON",
+                   help="vehicle profile (`fusioncore profile`) to compare the input with, instead of "
+                   "learning one from the warm-up")
     p.add_argument("--jsonl", type=Path, help="write one JSON line per window here ('-' for stdout)")
     p.add_argument("--alert-rate", type=float, default=5.0,
                    help="print at most this many alert lines per second (default 5; 0: none)")
@@ -145,10 +159,15 @@ def cmd_detect(args: argparse.Namespace) -> int:
     if args.input is not None and args.input.is_dir():
         raise ConfigError(f"--input {args.input} is a folder; detect reads one capture file "
                           f"(list a folder's captures with: fusioncore inspect {args.input})")
-    system = ScoringSystem.load(args.run, method=args.method)
+    system = ScoringSystem.load(args.run, method=args.method, adapt=args.adapt, warmup_s=args.warmup)
+    profile = _read_profile(args.profile, system)
     jsonl = _open_jsonl(args.jsonl)
     print(f"detect: {args.run} ({system.method}, threshold {system.threshold:.4f}), window "
           f"{system.window_size} frames, stride {args.stride or system.stride}", file=sys.stderr)
+    if system.needs_reference:
+        what = f"profile {args.profile}" if profile is not None else "a profile and score statistics"
+        print(f"adapter {system.adaptation.adapter.name}: the first {system.warmup_s:g} s of the input "
+              f"are its reference segment ({what}); they are not scored", file=sys.stderr)
     text = sys.stderr if jsonl is sys.stdout else sys.stdout  # keep stdout pure JSON lines for `--jsonl -`
     alerts = AlertPrinter(args.alert_rate, text)
 
@@ -171,7 +190,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
     summary = st.DetectionSummary(interrupted=True)  # what a Ctrl-C before the first frame leaves
     try:
         chunks = _open_source(args, st, cleanups)
-        summary = st.run_detection(system, chunks, on_verdicts, stride=args.stride)
+        summary = st.run_detection(system, chunks, on_verdicts, stride=args.stride, profile=profile)
     except KeyboardInterrupt:  # between opening the source and its first chunk
         pass
     finally:
@@ -198,6 +217,20 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
 def _reasons(skipped) -> str:
     return ", ".join(f"{n:,} {why}" for why, n in skipped.most_common())
+
+
+def _read_profile(path: Path | None, system):
+    if path is None:
+        return None
+    from fusioncore.adapt.profile import VehicleProfile
+
+    if not system.needs_reference or not system.adaptation.adapter.representation.relative:
+        raise ConfigError(f"--profile: this run's adapter ({system.adaptation.adapter.name}) "
+                          "compares no features with a vehicle profile")
+    try:
+        return VehicleProfile.from_json(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"--profile {path}: {exc.strerror or exc}") from None
 
 
 def _open_source(args: argparse.Namespace, st, cleanups: list):
@@ -245,6 +278,12 @@ def _print_summary(summary, suppressed: int, out: IO[str]) -> None:
     print(f"throughput: {rate(s['frames_per_s'])} frames/s, {rate(s['windows_per_s'])} windows/s "
           f"over {s['seconds']:.2f} s; latency per window p50 {ms(s['latency_p50_ms'])}, "
           f"p99 {ms(s['latency_p99_ms'])}", file=out)
+    if s["warmup_incomplete"]:
+        print("notes: the input ended during the warm-up (its reference segment): nothing was scored",
+              file=out)
+    elif s["warmup_frames"]:
+        print(f"warm-up: {s['warmup_frames']:,} frames ({s['warmup_windows']:,} windows) formed the "
+              "reference segment and were not scored", file=out)
     notes = [f"{s['dropped_frames']:,} frames dropped (backlog full)" if s["dropped_frames"] else "",
              f"{s['trailing_frames']:,} trailing frames in no full window" if s["trailing_frames"] else "",
              f"{s['backward_steps']:,} timestamps stepped back" if s["backward_steps"] else "",

@@ -41,6 +41,12 @@ def _common(p: argparse.ArgumentParser, *, fusion: bool) -> None:
     p.add_argument("--seed", type=int, help="random seed (default 0); same seed, same report on CPU")
     p.add_argument("--seeds", help="several seeds, e.g. 0,1,2: the whole run per seed (data read once), "
                    "metrics reported as mean ± std")
+    p.add_argument("--adapt", metavar="NAME",
+                   help="capture adapter: how each capture is related to its own vehicle "
+                   "(default: profile; none = zero-shot; see docs/adaptation.md)")
+    p.add_argument("--warmup", type=float, metavar="SECONDS",
+                   help="reference segment of every capture: its first SECONDS, never scored "
+                   "(adapt.warmup_s, default 4)")
     p.add_argument("--alarm", help="alarm stage: raw (default) or k-of-n (alarm_params.k_of_n.k=3 ...)")
     p.add_argument("--store", help="prediction store (default: diskcache)")
     p.add_argument("--errors", choices=("skip", "raise"),
@@ -98,6 +104,13 @@ def _base(args: argparse.Namespace, *, fusion: bool) -> dict:
             raise ConfigError(f"--seeds wants comma-separated integers (0,1,2), got {args.seeds!r}") from None
     if args.alarm is not None:
         base["alarm"] = args.alarm
+    adapt: dict = {}
+    if args.adapt is not None:
+        adapt["name"] = args.adapt
+    if args.warmup is not None:
+        adapt["warmup_s"] = args.warmup
+    if adapt:
+        base["adapt"] = adapt
     if fusion and args.encoder:
         base["encoder_name"] = args.encoder
     if fusion and args.reward:
@@ -133,6 +146,10 @@ def _print_summary(report: dict, out_dir: Path) -> None:
     from fusioncore.evaluation.tables import summary_table
 
     console = _stdout()
+    protocol = report.get("protocol")
+    if protocol:
+        console.print(f"protocol: adapter {protocol['adapter']}; the first {protocol['warmup_s']:g} s of "
+                      "every capture are its reference segment, not scored", highlight=False)
     console.print(summary_table(report))
     cache = report["prediction_cache"]
     console.print(f"prediction store: {cache['hits']} hits, {cache['misses']} misses; artifacts in {out_dir}")

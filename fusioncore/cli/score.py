@@ -28,6 +28,9 @@ def _configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--alarm", metavar="STAGE",
                    help="alarm stage after the decisions: a registered one (raw, k-of-n, ...) or K/N for "
                    "k-of-n (default: the stage the run was evaluated with)")
+    p.add_argument("--warmup", type=float, metavar="SECONDS",
+                   help="adapting runs: seconds at the start of every capture that form its reference "
+                   "segment (not scored; default: the run's adapt.warmup_s)")
     p.add_argument("--format", help="force the input format instead of sniffing each file")
     p.add_argument("--errors", choices=("raise", "skip"), default="skip",
                    help="bad rows: skip and count them (default) or fail that capture")
@@ -38,6 +41,11 @@ def _configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=256, help="windows per forward pass (default 256)")
     p.add_argument("--threads", type=int, help="torch CPU threads per process (default: torch's own choice)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _warmup(report: dict) -> str:
+    warmup = report.get("warmup_s") or 0.0
+    return f" (each capture's first {warmup:g} s: its reference, not scored)" if warmup else ""
 
 
 @command("score", "score many captures with a trained run (Lightning strategies for DDP / multi-node); "
@@ -59,7 +67,7 @@ def cmd_score(args: argparse.Namespace) -> int:
             args.run, args.input, args.out, method=args.method, stride=args.stride,
             alarm=args.alarm, format=args.format, errors=args.errors,
             accelerator=args.accelerator, strategy=args.strategy, devices=devices, num_nodes=args.num_nodes,
-            batch_size=args.batch_size, progress=not args.no_progress,
+            batch_size=args.batch_size, progress=not args.no_progress, warmup_s=args.warmup,
         )
     finally:
         torch.set_num_threads(threads)
@@ -70,7 +78,8 @@ def cmd_score(args: argparse.Namespace) -> int:
     print_summary(result.rows, report["totals"], console)
     rate = report["frames_per_s"]
     console.print(f"{report['processes']} process(es), method {report['method']} (threshold "
-                  f"{report['threshold']:.4f}), alarm {report['alarm']}; "
+                  f"{report['threshold']:.4f}), alarm {report['alarm']}, adapter {report['adapter']}"
+                  f"{_warmup(report)}; "
                   f"{'-' if rate is None else f'{rate:,.0f}'} frames/s; verdicts and summary in {result.out}",
                   highlight=False)
     console.print(format_resources(report["timings"], report["memory"]), highlight=False)

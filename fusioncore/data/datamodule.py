@@ -22,6 +22,13 @@ Splits are by file and by time, never by random window
 Bad rows are skipped and counted by default (``errors="skip"``); what every
 file lost is in :attr:`CANDataModule.reads`. The ID vocabulary and the
 feature normaliser are fitted on benign frames of the training block only.
+
+Capture-relative adaptation (``adapter``, :mod:`fusioncore.adapt`) adds one
+thing to every split: the windows of each capture's reference segment (its
+first ``warmup_s`` seconds), flagged in :attr:`SplitWindows.reference`. They
+are never trained on, scored in a metric or thresholded; they supply each
+capture's profile and score statistics. :mod:`fusioncore.adapt.splits` does
+the work; this module only routes its arrays.
 """
 
 from __future__ import annotations
@@ -35,6 +42,9 @@ import numpy as np
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader
 
+from fusioncore.adapt import splits as adapt_splits
+from fusioncore.adapt.base import Adapter, NoAdapter
+from fusioncore.adapt.reference import ReferenceTable
 from fusioncore.contracts import DatasetFiles, FormatReader, GraphSchema
 from fusioncore.data.column_cache import release_pages
 from fusioncore.data.frames import ATTACK_TYPES, Frames
@@ -43,7 +53,7 @@ from fusioncore.data.loading import FileRead, LoadedFiles, load_files
 from fusioncore.data.sampling import EpochBudgetSampler, spread_subset
 from fusioncore.data.splits import SplitPolicy, SplitSummary, TimeSplit, plan_splits, summarize_splits
 from fusioncore.data.vocab import IdVocabulary
-from fusioncore.data.windows import WindowSpec, source_runs, window_labels, window_starts
+from fusioncore.data.windows import WindowSpec, source_runs, window_labels
 from fusioncore.errors import ConfigError
 
 __all__ = ["CANDataModule", "SplitWindows", "split_time_blocks"]
@@ -56,6 +66,9 @@ class SplitWindows:
     ``tag`` says how a derived split (a cross-fitting fold, injected windows)
     was made; it is part of the split's fingerprint, so outputs stored for one
     recipe are never served for another.
+    ``reference`` flags the windows of a capture's reference segment (see the
+    module docs); ``table`` is the per-capture reference graph building uses
+    for this split's captures (None: the training vocabulary).
     """
 
     name: str
@@ -65,10 +78,26 @@ class SplitWindows:
     attack_types: np.ndarray
     file_hashes: tuple[str, ...] = ()
     tag: str = ""
+    reference: np.ndarray | None = None
+    table: ReferenceTable | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.reference is None:
+            object.__setattr__(self, "reference", np.zeros(len(self.starts), bool))
 
     @property
     def window_ids(self) -> np.ndarray:
         return np.arange(len(self.starts), dtype=np.int64)
+
+    @property
+    def capture(self) -> np.ndarray:
+        """Index into ``frames.sources`` of each window's capture file."""
+        return self.frames.source[self.starts].astype(np.int64)
+
+    @property
+    def scored(self) -> np.ndarray:
+        """Windows that count: everything but reference windows."""
+        return ~self.reference
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -81,6 +110,7 @@ class SplitWindows:
             labels=self.labels[mask],
             attack_types=self.attack_types[mask],
             tag=self.tag if tag is None else tag,
+            reference=self.reference[mask],
         )
 
 
@@ -102,7 +132,8 @@ class _BuildBatch:
 
     def __call__(self, indices: Sequence[int]):
         idx = np.asarray(indices, dtype=np.int64)
-        return self.builder.build(self.split.frames, self.split.starts[idx], window_ids=idx)
+        builder = self.builder if self.split.table is None else self.builder.with_reference(self.split.table)
+        return builder.build(self.split.frames, self.split.starts[idx], window_ids=idx)
 
 
 class CANDataModule(pl.LightningDataModule):
@@ -131,8 +162,10 @@ class CANDataModule(pl.LightningDataModule):
         errors: str = "skip",
         num_workers: int = 0,
         progress: bool = True,
+        adapter: Adapter | None = None,
     ) -> None:
         super().__init__()
+        self.adapter = adapter if adapter is not None else NoAdapter(warmup_s=0.0)
         self.files = files
         self.window = window or WindowSpec()
         self.shares = tuple(float(x) for x in shares)
@@ -156,6 +189,8 @@ class CANDataModule(pl.LightningDataModule):
         self.builder: WindowGraphBuilder | None = None
         #: one record per file read: records, frames, skipped rows per reason and their first lines
         self.reads: list[FileRead] = []
+        #: per split, per capture: what its reference segment held (fusioncore.adapt.splits)
+        self.references: dict[str, dict[str, adapt_splits.CaptureReference]] = {}
 
     @property
     def skipped_rows(self) -> int:
@@ -192,9 +227,17 @@ class CANDataModule(pl.LightningDataModule):
         self.reads.extend(loaded.reads)
         return loaded
 
-    def _windows(self, name: str, loaded: LoadedFiles, starts: np.ndarray) -> SplitWindows:
+    def _windows(self, name: str, loaded: LoadedFiles, starts: np.ndarray,
+                 reference: np.ndarray | None = None, table: ReferenceTable | None = None) -> SplitWindows:
         labels, types = window_labels(loaded.frames, starts, self.window.size)
-        return SplitWindows(name, loaded.frames, starts, labels, types, loaded.hashes)
+        return SplitWindows(name, loaded.frames, starts, labels, types, loaded.hashes,
+                            reference=reference, table=table)
+
+    def _table(self, frames: Frames) -> ReferenceTable | None:
+        """The per-capture reference of these frames' captures (adapters with profiles only)."""
+        if not self.adapter.representation.relative:
+            return None
+        return self.adapter.reference_table(adapt_splits.fit_profiles(self.adapter, frames))
 
     def _run_shares(self, frames: Frames) -> np.ndarray | None:
         """Per-file shares: held-out attack types go to fusion + val, validation files to val.
@@ -229,11 +272,22 @@ class CANDataModule(pl.LightningDataModule):
         plan = plan_splits(pool.frames, self.window, self.split_policy, run_shares=run_shares)
         self.split_plan = plan
         release_pages(pool.frames._columns().values())
-        self.splits = {
-            name: SplitWindows(name, pool.frames, plan.starts[name], plan.labels[name],
-                               plan.attack_types[name], pool.hashes)
-            for name in ("train", "fusion", "val")
-        }
+        names = ("train", "fusion", "val")
+        if self.adapter.uses_reference:
+            # reference windows leave every block and join each one, flagged (fusioncore.adapt.splits)
+            pool_table = self._table(pool.frames)
+            blocks = adapt_splits.training_windows(pool.frames, [plan.starts[n] for n in names],
+                                                   self.window, self.adapter)
+            self.splits = {name: self._windows(name, pool, starts, ref, pool_table)
+                           for name, (starts, ref) in zip(names, blocks)}
+        else:
+            self.splits = {
+                name: SplitWindows(name, pool.frames, plan.starts[name], plan.labels[name],
+                                   plan.attack_types[name], pool.hashes)
+                for name in names
+            }
+        self.references["training"] = adapt_splits.capture_references(
+            pool.frames, self.window, self.adapter.warmup_s)
         train = self.splits["train"]
         # Vocabulary and normaliser see only benign frames of the training block.
         in_train = np.zeros(len(train.frames), bool)
@@ -241,12 +295,16 @@ class CANDataModule(pl.LightningDataModule):
             in_train[(train.starts[lo:lo + (1 << 16), None] + np.arange(self.window.size)).ravel()] = True
         self.vocab = IdVocabulary.fit(train.frames, benign_only=True, rows=in_train)
         self.release_pages()
-        builder = WindowGraphBuilder(self.vocab, self.window)
-        benign = train.starts[train.labels == 0]
-        self.builder = builder.with_normalizer(FeatureNormalizer.fit(builder, train.frames, benign))
+        builder = WindowGraphBuilder(self.vocab, self.window, representation=self.adapter.representation)
+        benign = train.starts[(train.labels == 0) & train.scored]
+        fit_on = builder.with_reference(train.table)
+        self.builder = builder.with_normalizer(FeatureNormalizer.fit(fit_on, train.frames, benign))
         for scenario, paths in self.files.tests.items():
             loaded = self._load(paths)
-            self.splits[scenario] = self._windows(scenario, loaded, window_starts(loaded.frames, self.window))
+            starts, ref = adapt_splits.test_windows(loaded.frames, self.window, self.adapter)
+            self.splits[scenario] = self._windows(scenario, loaded, starts, ref, self._table(loaded.frames))
+            self.references[scenario] = adapt_splits.capture_references(
+                loaded.frames, self.window, self.adapter.warmup_s)
             self.release_pages()
 
     def release_pages(self) -> None:
@@ -299,7 +357,10 @@ class CANDataModule(pl.LightningDataModule):
             "policy": [self.split_policy.name, self.split_policy.purge, self.split_policy.blocks],
             "validation_files": [str(p) for p in self.files.validation],
             "errors": self.errors,
-            "builder": self.builder.fingerprint(),  # vocabulary, normaliser, window spec
+            # vocabulary, normaliser, window spec, representation, the split's capture profiles
+            "builder": self.builder.with_reference(s.table).fingerprint(),
+            "adapter": self.adapter.fingerprint(),
+            "windows": hashlib.sha256(s.starts.tobytes() + s.reference.tobytes()).hexdigest(),
             "split": split,
             "n_windows": len(s),
         }
@@ -319,8 +380,12 @@ class CANDataModule(pl.LightningDataModule):
         seed: int = 0,
         windows_per_epoch: int | None = None,
         max_windows: int | None = None,
+        with_reference: bool = True,
     ) -> DataLoader:
         """Batches of window graphs of ``split``, built when the loader yields them.
+
+        ``with_reference=False`` leaves out reference windows (training: they
+        supply score statistics only, fusioncore.adapt).
 
         ``windows_per_epoch`` (with ``shuffle``): a split holding more windows
         gives each epoch that many, drawn afresh from all of them
@@ -330,6 +395,8 @@ class CANDataModule(pl.LightningDataModule):
         """
         self._require_setup()
         data = self.splits[split]
+        if not with_reference:
+            data = data.subset(data.scored)
         if benign_only:
             data = data.subset(data.labels == 0)
         if max_windows is not None:
@@ -352,7 +419,7 @@ class CANDataModule(pl.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self.loader("train", shuffle=True)
+        return self.loader("train", shuffle=True, with_reference=False)
 
     def val_dataloader(self) -> DataLoader:
-        return self.loader("val")
+        return self.loader("val", with_reference=False)

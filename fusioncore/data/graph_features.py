@@ -9,6 +9,14 @@ the same numbers one window at a time, and the tests hold the two together.
 
 Time deltas are clipped at 0: some captures have timestamps that step
 backwards, and a negative gap carries no timing information.
+
+Every lookup of an ID's known behaviour (is it known, its period, ...) goes
+through a :class:`~fusioncore.adapt.reference.ReferenceTable`: the training
+vocabulary (one reference for every capture) or one profile per capture
+(:mod:`fusioncore.adapt`). Features are built as a dict of named columns and
+stacked in the order the caller asks for, so the absolute columns below and
+the profile-relative ones of :mod:`fusioncore.adapt.features` come from one
+pass over the windows.
 """
 
 from __future__ import annotations
@@ -16,6 +24,14 @@ from __future__ import annotations
 import attrs
 import numpy as np
 
+from fusioncore.adapt.features import (
+    EdgeStats,
+    NodeStats,
+    relative_edge_columns,
+    relative_node_columns,
+    unseen_edges,
+)
+from fusioncore.adapt.reference import ReferenceTable
 from fusioncore.data.frames import FLAG_FD, Frames
 from fusioncore.data.vocab import IdVocabulary
 
@@ -34,10 +50,10 @@ NODE_FEATURES: tuple[str, ...] = (
     "dlc_mean",  # mean DLC / 8
     "iat_mean",  # log1p(mean IAT in ms); 0 for an ID seen once
     "iat_std",  # log1p(population std of the IATs in ms); 0 for fewer than 2 IATs
-    "iat_vs_period",  # log1p(iat mean ms) - log1p(vocabulary period ms); 0 if either is unknown
+    "iat_vs_period",  # log1p(iat mean ms) - log1p(reference period ms); 0 if either is unknown
     "in_degree",  # distinct predecessor IDs (itself included on a self-loop) / W
     "out_degree",  # distinct successor IDs (itself included on a self-loop) / W
-    "unknown_id",  # 1 if the ID is not in the vocabulary
+    "unknown_id",  # 1 if the ID is not in the reference (the training vocabulary)
     "payload_change_rate",  # share of consecutive same-ID frame pairs whose 8 bytes differ
     "fd_share",  # share of the node's frames that are CAN FD (payload length: dlc_mean, bytes / 8)
 )
@@ -63,13 +79,14 @@ class WindowGraphs:
     window i's nodes, likewise ``edge_ptr`` for its edges.
     """
 
-    x: np.ndarray  #: float32 [n_nodes, len(NODE_FEATURES)]
+    x: np.ndarray  #: float32 [n_nodes, len(node features)]
     can_id: np.ndarray  #: uint32 [n_nodes]
-    node_id: np.ndarray  #: int64 [n_nodes], vocabulary index (0 = unknown)
+    node_id: np.ndarray  #: int64 [n_nodes], the reference's identity index (0 = unknown)
     node_ptr: np.ndarray  #: int64 [n + 1]
     edge_index: np.ndarray  #: int64 [2, n_edges]
-    edge_attr: np.ndarray  #: float32 [n_edges, len(EDGE_FEATURES)]
+    edge_attr: np.ndarray  #: float32 [n_edges, len(edge features)]
     edge_ptr: np.ndarray  #: int64 [n + 1]
+    extended: np.ndarray | None = None  #: bool [n_nodes], 29-bit identifier
 
     @property
     def num_graphs(self) -> int:
@@ -109,15 +126,16 @@ def _stack(columns: dict[str, np.ndarray], names: tuple[str, ...]) -> np.ndarray
     return out
 
 
-def _empty(n_windows: int) -> WindowGraphs:
+def _empty(n_windows: int, n_node: int, n_edge: int) -> WindowGraphs:
     return WindowGraphs(
-        x=np.zeros((0, len(NODE_FEATURES)), np.float32),
+        x=np.zeros((0, n_node), np.float32),
         can_id=np.zeros(0, np.uint32),
         node_id=np.zeros(0, np.int64),
         node_ptr=np.zeros(n_windows + 1, np.int64),
         edge_index=np.zeros((2, 0), np.int64),
-        edge_attr=np.zeros((0, len(EDGE_FEATURES)), np.float32),
+        edge_attr=np.zeros((0, n_edge), np.float32),
         edge_ptr=np.zeros(n_windows + 1, np.int64),
+        extended=np.zeros(0, bool),
     )
 
 
@@ -151,27 +169,42 @@ def _edge_features(
         "byte_absdiff_mean": np.bincount(edge_of, weights=absdiff, minlength=n_edges) / e_count,
         "self_loop": (esrc == edst).astype(np.float64),
     }
+    edge["_gap_mean_s"], edge["_gap_std_s"] = gap_mean, gap_std
     return esrc, edst, edge
 
 
 def compute_window_graphs(
-    frames: Frames, starts: np.ndarray, size: int, vocab: IdVocabulary
+    frames: Frames,
+    starts: np.ndarray,
+    size: int,
+    reference: ReferenceTable | IdVocabulary,
+    *,
+    node_features: tuple[str, ...] = NODE_FEATURES,
+    edge_features: tuple[str, ...] = EDGE_FEATURES,
 ) -> WindowGraphs:
     """Raw node and edge features of the windows ``frames[s : s + size]`` for s in ``starts``.
 
+    ``reference`` is what IDs are compared with (an :class:`IdVocabulary` is
+    the zero-shot reference of every capture); ``node_features`` /
+    ``edge_features`` name the columns to return, absolute ones
+    (:data:`NODE_FEATURES`) or profile-relative ones
+    (:data:`~fusioncore.adapt.features.RELATIVE_NODE_FEATURES`).
     ``starts`` must already be valid (see :func:`~fusioncore.data.windows.validate_starts`).
     """
+    if isinstance(reference, IdVocabulary):
+        reference = ReferenceTable.from_vocabulary(reference)
     n = len(starts)
     if n == 0 or size == 0:
-        return _empty(n)
+        return _empty(n, len(node_features), len(edge_features))
     w = size
     rows = (starts[:, None] + np.arange(w)).ravel()
     t = frames.timestamp[rows]
     data = frames.data[rows]
     window = np.repeat(np.arange(n, dtype=np.int64), w)
 
-    # ---- nodes: one stable sort by (window, CAN ID) keeps each node's frames in time order.
-    key = (window << 32) | frames.can_id[rows].astype(np.int64)
+    # ---- nodes: one stable sort by (window, format, CAN ID) keeps each node's frames in time order.
+    # The 29-bit flag is part of the key: 11-bit 0x100 and 29-bit 0x100 are different nodes.
+    key = (window << 33) | (frames.extended[rows].astype(np.int64) << 32) | frames.can_id[rows]
     order = np.argsort(key, kind="stable")
     skey = key[order]
     new = np.ones(len(skey), bool)
@@ -182,9 +215,13 @@ def compute_window_graphs(
     node_end = np.append(node_start[1:], len(skey))
     count = node_end - node_start
     node_key = skey[node_start]
-    node_window = node_key >> 32
+    node_window = node_key >> 33
     can_id = (node_key & 0xFFFFFFFF).astype(np.uint32)
-    node_id = vocab.lookup(can_id)
+    extended = ((node_key >> 32) & 1).astype(bool)
+    window_ref = reference.refs_for(frames.sources)[frames.source[starts]]
+    node_ref = window_ref[node_window]
+    node_row = reference.rows(node_ref, can_id, extended)
+    node_id = reference.identity_of(node_row)
     inverse = np.empty_like(node_of)
     inverse[order] = node_of
 
@@ -197,7 +234,7 @@ def compute_window_graphs(
         "dlc_mean": np.add.reduceat(frames.dlc[rows][order], node_start, dtype=np.int64)
         / count
         / 8.0,
-        "unknown_id": (node_id == 0).astype(np.float64),
+        "unknown_id": (node_row < 0).astype(np.float64),
         "fd_share": np.add.reduceat((frames.flags[rows][order] & FLAG_FD) > 0, node_start, dtype=np.int64)
         / count,
     }
@@ -205,11 +242,11 @@ def compute_window_graphs(
     byte_sum = np.add.reduceat(sdata, node_start, axis=0, dtype=np.int64)
     byte_sq = np.add.reduceat(sdata.astype(np.int64) ** 2, node_start, axis=0)
     c = count[:, None]
-    byte_mean = byte_sum / c / 255.0
-    byte_std = np.sqrt((c * byte_sq - byte_sum * byte_sum) / (c * c)) / 255.0
+    byte_mean = byte_sum / c  # in byte units 0..255
+    byte_std = np.sqrt((c * byte_sq - byte_sum * byte_sum) / (c * c))
     for k in _BYTES:
-        node[f"byte{k}_mean"] = byte_mean[:, k]
-        node[f"byte{k}_std"] = byte_std[:, k]
+        node[f"byte{k}_mean"] = byte_mean[:, k] / 255.0
+        node[f"byte{k}_std"] = byte_std[:, k] / 255.0
 
     # Pairs of consecutive frames of one node (sorted neighbours that share a node).
     same = ~new[1:]
@@ -218,8 +255,8 @@ def compute_window_graphs(
     iat_mean, iat_std = _group_mean_std(pair_node, iat, n_nodes)
     node["iat_mean"] = _log_ms(iat_mean)
     node["iat_std"] = _log_ms(iat_std)
-    period = vocab.period[node_id]
-    rel = (count > 1) & (node_id > 0) & np.isfinite(period)
+    period = reference.column("period", node_row)
+    rel = (count > 1) & (node_row >= 0) & np.isfinite(period)
     node["iat_vs_period"] = np.where(
         rel, node["iat_mean"] - _log_ms(np.where(rel, period, 0.0)), 0.0
     )
@@ -232,12 +269,30 @@ def compute_window_graphs(
     esrc, edst, edge = _edge_features(inverse.reshape(n, w), t.reshape(n, w), data.reshape(n, w, 8))
     node["in_degree"] = np.bincount(edst, minlength=n_nodes) / w
     node["out_degree"] = np.bincount(esrc, minlength=n_nodes) / w
+    if not (set(node_features) <= set(node) and set(edge_features) <= set(edge)):
+        # profile-relative columns (fusioncore.adapt.features), from the same per-node quantities
+        # node k's frame pairs are pairs [start_k - k, end_k - k - 1): sums from one cumulative sum
+        moved = np.cumsum((sdata[1:] != sdata[:-1])[same], axis=0, dtype=np.int64)
+        moved = np.concatenate([np.zeros((1, 8), np.int64), moved])
+        k = np.arange(n_nodes)
+        byte_change = moved[node_end - k - 1] - moved[node_start - k]
+        stats = NodeStats(
+            window=w, count=count,
+            byte_change=byte_change / np.maximum(count - 1, 1)[:, None],
+            dlc_mean=node["dlc_mean"] * 8.0, iat_mean=iat_mean, iat_std=iat_std,
+            change_rate=node["payload_change_rate"], row=node_row, ref=node_ref,
+        )
+        estats = EdgeStats(src=esrc, dst=edst, gap_mean=edge["_gap_mean_s"], gap_std=edge["_gap_std_s"])
+        unseen = unseen_edges(reference, stats, estats)
+        node.update(relative_node_columns(reference, stats, estats, unseen))
+        edge.update(relative_edge_columns(reference, stats, estats, unseen))
     return WindowGraphs(
-        x=_stack(node, NODE_FEATURES),
+        x=_stack(node, node_features),
         can_id=can_id,
         node_id=node_id,
         node_ptr=_ptr(node_window, n),
         edge_index=np.stack([esrc, edst]).astype(np.int64),
-        edge_attr=_stack(edge, EDGE_FEATURES),
+        edge_attr=_stack(edge, edge_features),
         edge_ptr=_ptr(node_window[esrc], n),
+        extended=extended,
     )

@@ -7,6 +7,13 @@ over frames or windows, no per-window ``Data`` objects). Features are those
 of :mod:`fusioncore.data.graph_features`, z-scored by a
 :class:`FeatureNormalizer` fitted on benign training windows only.
 
+Which features, and what IDs are compared with, is the builder's
+``representation`` and ``reference`` (:mod:`fusioncore.adapt`): by default
+the absolute features against the training vocabulary; with capture-relative
+adaptation the profile-relative features against each capture's own profile
+(a :class:`~fusioncore.adapt.reference.ReferenceTable` bound with
+:meth:`WindowGraphBuilder.with_reference`).
+
 Typical use::
 
     spec = WindowSpec(size=100, stride=100)
@@ -27,6 +34,8 @@ import numpy as np
 import torch
 from torch_geometric.data import Batch
 
+from fusioncore.adapt.reference import ReferenceTable
+from fusioncore.adapt.representation import ABSOLUTE, GraphRepresentation
 from fusioncore.contracts import GraphSchema
 from fusioncore.data.frames import Frames
 from fusioncore.data.graph_features import (
@@ -130,9 +139,10 @@ class FeatureNormalizer:
         benign = starts[label == 0]
         if benign.size == 0:
             raise ConfigError("FeatureNormalizer.fit needs at least one benign window, got none")
-        nodes, edges = _RunningMoments(len(NODE_FEATURES)), _RunningMoments(len(EDGE_FEATURES))
+        names_n, names_e = builder.node_features, builder.edge_features
+        nodes, edges = _RunningMoments(len(names_n)), _RunningMoments(len(names_e))
         for lo in range(0, len(benign), chunk):
-            graphs = compute_window_graphs(frames, benign[lo : lo + chunk], size, builder.vocab)
+            graphs = builder.features(frames, benign[lo : lo + chunk])
             nodes.update(graphs.x)
             edges.update(graphs.edge_attr)
         return cls(
@@ -140,6 +150,8 @@ class FeatureNormalizer:
             node_std=nodes.std(min_std),
             edge_mean=edges.mean,
             edge_std=edges.std(min_std),
+            node_features=names_n,
+            edge_features=names_e,
         )
 
     def normalize_nodes(self, x: np.ndarray) -> np.ndarray:
@@ -232,38 +244,71 @@ class WindowGraphBuilder:
 
     ``normalizer=None`` leaves features raw (used to fit a normaliser and in
     tests); detectors should always see normalised features.
+    ``representation`` picks the feature columns and node identity;
+    ``reference`` is what IDs are compared with (default: the vocabulary,
+    serving every capture). A profile-relative representation needs a
+    reference of per-capture profiles (:meth:`with_reference`); without one
+    every ID is unknown.
     """
 
     vocab: IdVocabulary
     spec: WindowSpec = attrs.field(factory=WindowSpec)
     normalizer: FeatureNormalizer | None = None
+    representation: GraphRepresentation = ABSOLUTE
+    reference: ReferenceTable | None = None
+    _table: ReferenceTable = attrs.field(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         norm = self.normalizer
         if norm is not None and (
-            norm.node_features != NODE_FEATURES or norm.edge_features != EDGE_FEATURES
+            norm.node_features != self.node_features or norm.edge_features != self.edge_features
         ):
             raise ConfigError(
                 "the FeatureNormalizer was fitted on other features than this builder computes; "
                 "refit it"
             )
+        table = self.reference
+        if table is None:
+            table = (ReferenceTable(names=(), keys=[], identity=[], num_ids=self.representation.buckets + 1)
+                     if self.representation.relative else ReferenceTable.from_vocabulary(self.vocab))
+        object.__setattr__(self, "_table", table)
+
+    @property
+    def node_features(self) -> tuple[str, ...]:
+        return self.representation.node_features
+
+    @property
+    def edge_features(self) -> tuple[str, ...]:
+        return self.representation.edge_features
+
+    @property
+    def num_ids(self) -> int:
+        """Embedding size of the node identity (the unknown slot 0 included)."""
+        return self.representation.buckets + 1 if self.representation.relative else len(self.vocab)
 
     @property
     def schema(self) -> GraphSchema:
         return GraphSchema(
-            node_features=NODE_FEATURES,
-            edge_features=EDGE_FEATURES,
-            num_ids=len(self.vocab),
+            node_features=self.node_features,
+            edge_features=self.edge_features,
+            num_ids=self.num_ids,
             window_size=self.spec.size,
         )
 
     def with_normalizer(self, normalizer: FeatureNormalizer | None) -> WindowGraphBuilder:
         return attrs.evolve(self, normalizer=normalizer)
 
+    def with_reference(self, reference: ReferenceTable | None) -> WindowGraphBuilder:
+        """The same builder comparing IDs with ``reference`` (e.g. the profiles of a split's captures)."""
+        return attrs.evolve(self, reference=reference)
+
     def features(self, frames: Frames, starts: np.ndarray) -> WindowGraphs:
         """Raw (unnormalised) graphs of the windows starting at ``starts``, as numpy arrays."""
         starts = validate_starts(frames, starts, self.spec.size)
-        return compute_window_graphs(frames, starts, self.spec.size, self.vocab)
+        return compute_window_graphs(
+            frames, starts, self.spec.size, self._table,
+            node_features=self.node_features, edge_features=self.edge_features,
+        )
 
     def build(
         self, frames: Frames, starts: np.ndarray, window_ids: np.ndarray | None = None
@@ -277,7 +322,10 @@ class WindowGraphBuilder:
         window_ids = starts if window_ids is None else np.asarray(window_ids, np.int64)
         if window_ids.shape != starts.shape:
             raise ConfigError(f"window_ids has shape {window_ids.shape}, starts {starts.shape}")
-        graphs = compute_window_graphs(frames, starts, self.spec.size, self.vocab)
+        graphs = compute_window_graphs(
+            frames, starts, self.spec.size, self._table,
+            node_features=self.node_features, edge_features=self.edge_features,
+        )
         label, attack_type = window_labels(frames, starts, self.spec.size)
         x, edge_attr = graphs.x, graphs.edge_attr
         if self.normalizer is not None:
@@ -286,8 +334,14 @@ class WindowGraphBuilder:
         return graphs_to_batch(graphs, x, edge_attr, label, attack_type, window_ids)
 
     def to_arrays(self) -> dict[str, np.ndarray]:
-        """Plain arrays (``np.savez``-safe, no pickle) holding spec, vocabulary and normaliser."""
-        out = {"spec": np.array([self.spec.size, self.spec.stride], np.int64)}
+        """Plain arrays (``np.savez``-safe, no pickle): spec, representation, vocabulary, normaliser.
+
+        A per-capture ``reference`` is data, not model, and is not saved.
+        """
+        out = {
+            "spec": np.array([self.spec.size, self.spec.stride], np.int64),
+            "representation": np.asarray(self.representation.to_json()),
+        }
         out.update({f"vocab.{k}": v for k, v in self.vocab.to_arrays().items()})
         if self.normalizer is not None:
             out.update({f"normalizer.{k}": v for k, v in self.normalizer.to_arrays().items()})
@@ -300,16 +354,19 @@ class WindowGraphBuilder:
 
         size, stride = (int(v) for v in arrays["spec"])
         norm = part("normalizer.")
+        rep = arrays["representation"] if "representation" in arrays else None
         return cls(
             vocab=IdVocabulary.from_arrays(part("vocab.")),
             spec=WindowSpec(size, stride),
             normalizer=FeatureNormalizer.from_arrays(norm) if norm else None,
+            representation=GraphRepresentation.from_json(str(rep)) if rep is not None else ABSOLUTE,
         )
 
     def fingerprint(self) -> str:
         """sha256 of everything that shapes the graphs: equal iff equal batches."""
-        h = hashlib.sha256(b"WindowGraphBuilder/1")
-        h.update(repr((self.spec, NODE_FEATURES, EDGE_FEATURES)).encode())
+        h = hashlib.sha256(b"WindowGraphBuilder/2")
+        h.update(repr((self.spec, self.representation)).encode())
         h.update(self.vocab.fingerprint().encode())
         h.update((self.normalizer.fingerprint() if self.normalizer else "raw").encode())
+        h.update((self.reference.fingerprint() if self.reference is not None else "vocabulary").encode())
         return h.hexdigest()

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import numpy as np
 
+from fusioncore.adapt.report import capture_lines, protocol_lines
 from fusioncore.evaluation.aggregate import mean_over_scenarios, metric, worst_scenarios
 from fusioncore.evaluation.plots import plot_curves, plot_policy
 from fusioncore.evaluation.provenance import dataset_citation, provenance
@@ -161,6 +162,7 @@ def _intro(report: Mapping[str, Any], view: ReportView) -> list[str]:
             f"attack runs less than {ev.get('event_gap_s', '?')} s apart. "
             "Definitions: [docs/evaluation.md](docs/evaluation.md)."
         )
+    lines += protocol_lines(report)  # capture adaptation: adapter, warm-up (fusioncore.adapt.report)
     return [*lines, ""]
 
 
@@ -310,7 +312,8 @@ def _provenance(report: Mapping[str, Any]) -> list[str]:
         lines.append(f"- Data: {report['citation']}")
     protocol = report.get("protocol")
     if protocol:
-        lines.append("- Adaptation protocol: " + ", ".join(f"{k} = {v}" for k, v in protocol.items()))
+        lines.append("- Adaptation protocol: " + ", ".join(f"{k} = {v}" for k, v in protocol.items()
+                                                          if not isinstance(v, (dict, list))))
     cache = report.get("prediction_cache") or {}
     if cache:
         lines.append(f"- Prediction store: {cache.get('hits', 0)} hits, {cache.get('misses', 0)} misses")
@@ -337,6 +340,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     lines += _event_detail(report, view)
     lines += _per_type(report, view)
     lines += _scenario_info(report)
+    lines += capture_lines(report)
     lines += _validation(report, view)
     lines += _means(report, view)
     lines += _provenance(report)

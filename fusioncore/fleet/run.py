@@ -91,10 +91,13 @@ def score_fleet(
     num_nodes: int = 1,
     batch_size: int = 256,
     progress: bool = True,
+    warmup_s: float | None = None,
 ) -> FleetResult:
     """Score every capture matching ``inputs`` into ``out`` (one verdict file each, plus the summary).
 
     ``alarm``: see :func:`alarm_stage` (default: the stage the run was evaluated with).
+    ``warmup_s``: an adapting run's reference segment at the start of every
+    capture (default: the run's ``adapt.warmup_s``); its windows are not scored.
     """
     from fusioncore.pipeline.bundle import RunBundle
     from fusioncore.plugins import get_plugins
@@ -118,13 +121,16 @@ def score_fleet(
     if method not in bundle.thresholds:
         raise ConfigError(f"--method {method!r} is not in this run; available: "
                           f"{', '.join(bundle.thresholds)}")
+    if warmup_s is not None and warmup_s < 0:
+        raise ConfigError(f"--warmup must be >= 0 seconds, got {warmup_s}")
+    adaptation = bundle.scoring_system(method, warmup_s=warmup_s, plugins=plugins).adaptation
     trainer = _trainer(accelerator, devices, num_nodes, strategy, [FleetProgress(len(captures), progress)])
     if trainer.world_size > len(captures):
         raise ConfigError(f"{len(captures)} capture(s) for {trainer.world_size} processes: every process "
                           "needs at least one; use fewer --devices / --num-nodes")
     scorer = FleetScorer(bundle, captures, names, out, method=method, stride=stride, alarm=stage,
                          readers=readers, format=format, errors=errors, batch_size=batch_size,
-                         run_dir=run_dir)
+                         run_dir=run_dir, adaptation=adaptation)
     timings["load"] = time.perf_counter() - start
     start = time.perf_counter()
     loader = DataLoader(CaptureList(len(captures)), batch_size=1, collate_fn=first_item)
@@ -145,6 +151,8 @@ def score_fleet(
     report = write_summary(out, rows, {
         "run": str(run_dir), "method": method, "threshold": float(bundle.thresholds[method]),
         "alarm": describe_alarm(stage), "processes": trainer.world_size,
+        "adapter": adaptation.adapter.name,
+        "warmup_s": adaptation.adapter.warmup_s if adaptation.uses_reference else 0.0,
         "timings": {k: round(v, 3) for k, v in timings.items()}, "memory": memory,
         "frames_per_s": round(frames / timings["score"], 1) if timings["score"] > 0 else None,
     })

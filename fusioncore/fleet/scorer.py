@@ -54,6 +54,7 @@ class FleetScorer(pl.LightningModule):
         errors: str = "skip",
         batch_size: int = 256,
         run_dir: Path | None = None,
+        adaptation: Any = None,
     ) -> None:
         super().__init__()
         self.bundle = bundle
@@ -62,7 +63,11 @@ class FleetScorer(pl.LightningModule):
         self.captures, self.names, self.out = tuple(captures), tuple(names), Path(out)
         self.method, self.stride, self.alarm = method, stride, alarm
         self.readers, self.format, self.errors, self.batch_size = tuple(readers), format, errors, batch_size
+        self.adaptation = adaptation  # the run's capture adapter (fusioncore.adapt.capture.SavedAdaptation)
+        warmup = adaptation.adapter.warmup_s if adaptation is not None and adaptation.uses_reference else 0.0
         self.footer = {"run": str(run_dir) if run_dir else None, "alarm": describe_alarm(alarm),
+                       "adapter": adaptation.adapter.name if adaptation is not None else "none",
+                       "warmup_s": warmup,
                        "thresholds": {m: float(t) for m, t in bundle.thresholds.items()}}
 
     def predict_step(self, batch: Any, batch_idx: int = 0) -> dict[str, Any]:
@@ -71,7 +76,7 @@ class FleetScorer(pl.LightningModule):
         verdicts = score_capture(
             self.bundle, self.captures[index], method=self.method, name=self.names[index],
             stride=self.stride, alarm=self.alarm, readers=self.readers, format=self.format,
-            errors=self.errors, batch_size=self.batch_size, device=self.device,
+            errors=self.errors, batch_size=self.batch_size, device=self.device, adaptation=self.adaptation,
         )
         seconds = time.perf_counter() - start
         # the process's peak so far: its last capture's row holds the process's peak for the report

@@ -29,7 +29,8 @@ SUMMARY_PARQUET = "summary.parquet"
 SUMMARY_JSON = "summary.json"
 _COLUMNS = ("capture", "format", "frames", "windows", "duration_s", "alerts", "alarms", "alert_rate",
             "labelled", "attack_windows", "benign_windows", "false_alerts", "false_alert_rate",
-            "false_alerts_per_hour", "skipped_rows", "error", "rank", "seconds", "peak_rss_mb")
+            "false_alerts_per_hour", "skipped_rows", "reference_windows", "error", "rank", "seconds",
+            "peak_rss_mb")
 
 
 def _derived(row: Mapping[str, Any]) -> dict[str, Any]:

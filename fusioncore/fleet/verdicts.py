@@ -28,6 +28,8 @@ import attrs
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from fusioncore.adapt.capture import SavedAdaptation, fit_capture_states, normalise_output
+from fusioncore.adapt.splits import test_windows
 from fusioncore.contracts import DetectorOutput, FormatReader
 from fusioncore.data.windows import WindowSpec, window_labels, window_starts
 from fusioncore.errors import ConfigError, FusionCoreError
@@ -52,23 +54,58 @@ class CaptureVerdicts:
     row: Mapping[str, Any]
 
 
-def _method_scores(bundle: RunBundle, frames, starts: np.ndarray, batch_size: int, device) -> dict:
-    """Every method's score on the windows at ``starts``: detectors' raw scores, fusions' fused ones."""
+def _detector_outputs(bundle: RunBundle, builder, frames, starts: np.ndarray, batch_size: int,
+                      device) -> dict[str, DetectorOutput]:
     names = tuple(bundle.detectors)
     parts: dict[str, list[DetectorOutput]] = {n: [] for n in names}
     for lo in range(0, len(starts), batch_size):
         rows = starts[lo:lo + batch_size]
-        batch = bundle.builder.build(frames, rows, window_ids=np.arange(lo, lo + len(rows)))
+        batch = builder.build(frames, rows, window_ids=np.arange(lo, lo + len(rows)))
         if device is not None:
             batch = batch.to(device)
         for name, model in bundle.detectors.items():
             parts[name].append(model.predict_step(batch, 0))
-    outputs = {n: DetectorOutput.concat(p) for n, p in parts.items()}
+    return {n: DetectorOutput.concat(p) for n, p in parts.items()}
+
+
+def _fused(bundle: RunBundle, outputs: Mapping[str, DetectorOutput]) -> dict[str, np.ndarray]:
+    data = fusion_data(outputs, tuple(bundle.detectors), bundle.calibrators, bundle.encoder)
+    return {name: checked_fuse(fusion, name, data) for name, fusion in bundle.fusions.items()}
+
+
+def _method_scores(bundle: RunBundle, frames, starts: np.ndarray, batch_size: int, device,
+                   adaptation: SavedAdaptation | None = None, spec: WindowSpec | None = None) -> dict:
+    """Every method's score on the windows at ``starts``: detectors' raw scores, fusions' fused ones.
+
+    With an adapting run (``adaptation.uses_reference``) the capture's own
+    reference segment first gives its profile and score statistics, and every
+    score is standardised with them, exactly as ``fusioncore run`` and
+    ``detect`` do (:func:`fusioncore.adapt.capture.fit_capture_states`).
+    """
+    names = tuple(bundle.detectors)
+    builder, states = bundle.builder, None
+    if adaptation is not None and adaptation.uses_reference:
+        states = fit_capture_states(
+            adaptation, frames, spec or bundle.builder.spec,
+            outputs=lambda f, s, table: _detector_outputs(
+                bundle, bundle.builder if table is None else bundle.builder.with_reference(table),
+                f, s, batch_size, device),
+            fuse=(lambda outs: _fused(bundle, outs)) if bundle.fusions else None,
+        )
+        if states.table is not None:
+            builder = bundle.builder.with_reference(states.table)
+    outputs = _detector_outputs(bundle, builder, frames, starts, batch_size, device)
+    capture = states.capture_of(frames, starts) if states is not None else None
+    if states is not None and states.detector:
+        outputs = {n: normalise_output(adaptation, n, o, *(a[capture] for a in states.detector[n]))
+                   if n in states.detector else o for n, o in outputs.items()}
     scores = {n: outputs[n].score.astype(np.float64) for n in names}
     if bundle.fusions and len(starts):
-        data = fusion_data(outputs, names, bundle.calibrators, bundle.encoder)
-        for name, fusion in bundle.fusions.items():
-            scores[name] = checked_fuse(fusion, name, data).astype(np.float64)
+        for name, fused in _fused(bundle, outputs).items():
+            if states is not None and name in states.fused:
+                center, scale = states.fused[name]
+                fused = adaptation.fused_scalers[name].apply(fused, center[capture], scale[capture])
+            scores[name] = np.asarray(fused, np.float64).reshape(len(starts))
     elif bundle.fusions:
         scores.update({name: np.zeros(0) for name in bundle.fusions})
     return scores
@@ -95,8 +132,15 @@ def score_capture(
     errors: str = "skip",
     batch_size: int = 256,
     device=None,
+    adaptation: SavedAdaptation | None = None,
 ) -> CaptureVerdicts:
-    """Score every window of the capture at ``path``; a capture that cannot be read gets an error row."""
+    """Score every window of the capture at ``path``; a capture that cannot be read gets an error row.
+
+    An adapting run's capture starts with its reference segment (its first
+    ``adaptation.adapter.warmup_s`` seconds): those windows are not scored,
+    as in ``fusioncore run`` and ``detect``; ``reference_windows`` counts them.
+    A capture too short for the segment gets an error row.
+    """
     from fusioncore.data.formats import detect_format, read_capture
 
     methods = tuple(bundle.thresholds)
@@ -104,7 +148,7 @@ def score_capture(
                            "frames": 0, "windows": 0,
                            "duration_s": 0.0, "alerts": 0, "alarms": 0, "labelled": False,
                            "attack_windows": None, "false_alerts": None, "benign_windows": None,
-                           "skipped_rows": 0, "error": None, "method": method,
+                           "skipped_rows": 0, "reference_windows": 0, "error": None, "method": method,
                            "threshold": float(bundle.thresholds[method])}
     try:
         readers = tuple(readers)
@@ -114,13 +158,30 @@ def score_capture(
         return CaptureVerdicts(_empty_columns(methods), {**row, "error": str(exc)})
     frames = result.frames
     spec = WindowSpec(bundle.builder.spec.size, stride or bundle.builder.spec.stride)
-    starts = window_starts(frames, spec)
-    scores = _method_scores(bundle, frames, starts, batch_size, device)
+    adapting = adaptation is not None and adaptation.uses_reference
+    ts = np.asarray(frames.timestamp)
+    if adapting and (len(ts) == 0 or ts.max() - ts.min() < adaptation.adapter.warmup_s):
+        seconds = float(ts.max() - ts.min()) if len(ts) else 0.0
+        return CaptureVerdicts(_empty_columns(methods), {
+            **row, "format": fmt, "frames": len(frames), "duration_s": seconds,
+            "error": f"the capture ({seconds:.2f} s) ends before its {adaptation.adapter.warmup_s:g} s "
+                     "reference segment is complete: nothing to score (a shorter --warmup fits it)"})
+    if adapting:
+        starts, ref = test_windows(frames, spec, adaptation.adapter)
+        row["reference_windows"] = int(ref.sum())
+        starts = starts[~ref]
+    else:
+        starts = window_starts(frames, spec)
+    try:
+        scores = (_method_scores(bundle, frames, starts, batch_size, device, adaptation, spec) if len(starts)
+                  else {m: np.zeros(0) for m in methods})
+    except FusionCoreError as exc:  # e.g. too short for its reference segment
+        return CaptureVerdicts(_empty_columns(methods), {**row, "format": fmt, "frames": len(frames),
+                                                          "error": str(exc)})
     decision = scores[method] > bundle.thresholds[method]
     alarms = apply_alarm_stage(alarm, decision, np.array([0]), np.array([len(decision)]))
     labelled = fmt in LABELLED_FORMATS
     label = window_labels(frames, starts, spec.size)[0].astype(np.int8) if labelled else None
-    ts = np.asarray(frames.timestamp)
     # min / max, not first / last: some captures' timestamps step back (as in `detect`)
     spans = sliding_window_view(ts, spec.size)[starts] if len(starts) else np.zeros((0, 1))
     columns = {"window": np.arange(len(starts), dtype=np.int64), "start_row": starts,

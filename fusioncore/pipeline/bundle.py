@@ -186,8 +186,15 @@ class RunBundle:
             fusion_params=meta["fusions"], sections=meta.get("sections", {}),
         )
 
-    def scoring_system(self, method: str | None = None, *, batch_size: int = 256) -> ScoringSystem:
-        """What scores windows with this run: ``method`` (a fusion or a detector) decides."""
+    def scoring_system(self, method: str | None = None, *, batch_size: int = 256, adapt: str | None = None,
+                       warmup_s: float | None = None, plugins: Plugins | None = None) -> ScoringSystem:
+        """What scores windows with this run: ``method`` (a fusion or a detector) decides.
+
+        The run's capture adapter (section ``adapter``) comes along; ``adapt`` must name it if
+        given, ``warmup_s`` changes its warm-up (see :func:`fusioncore.adapt.capture.load_adaptation`).
+        """
+        from fusioncore.adapt.capture import load_adaptation
+        from fusioncore.plugins import get_plugins
         from fusioncore.scoring import ScoringSystem
 
         method = method or self.default_method
@@ -195,9 +202,11 @@ class RunBundle:
             raise ConfigError(f"method {method!r} is not in this run; available: "
                               f"{', '.join(self.thresholds)}")
         fusion = self.fusions.get(method)
+        adaptation = load_adaptation(self.sections.get("adapter"), (plugins or get_plugins()).registry,
+                                     adapt=adapt, warmup_s=warmup_s)
         return ScoringSystem(self.builder, self.detectors, self.calibrators,
                              self.encoder if fusion is not None else None, fusion, method,
-                             float(self.thresholds[method]), batch_size=batch_size)
+                             float(self.thresholds[method]), batch_size=batch_size, adaptation=adaptation)
 
 
 def _spec(value: Mapping[str, Any] | None) -> ComponentSpec | None:

@@ -55,6 +55,7 @@ class Components:
     fusion_params: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
     store_params: Mapping[str, Any] = attrs.field(factory=dict)
     alarm: Any = None  #: the alarm stage (fusioncore.evaluation.alarms.AlarmStage)
+    adapter: Any = None  #: the capture adapter (fusioncore.adapt.base.Adapter)
     evaluation: Any = None  #: fusioncore.evaluation.EvaluationSettings
 
     @property
@@ -138,9 +139,18 @@ def resolve_components(cfg: DictConfig, registry: Registry) -> Components:
         event_gap_s=cfg.eval.event_gap_s, fpr_levels=tuple(cfg.eval.fpr_levels),
         max_false_alarms_per_hour=cfg.eval.max_false_alarms_per_hour))
     alarm = _checked(f"alarm stage {cfg.alarm!r}", lambda: build(cfg, registry, "alarm", cfg.alarm))
+    adapter = _checked(f"adapter {cfg.adapt.name!r}", lambda: build(
+        cfg, registry, "adapter", cfg.adapt.name, warmup_s=float(cfg.adapt.warmup_s)))
+    if getattr(adapter, "normalizes_scores", False) and int(cfg.fusion_set.crossfit.folds) > 0:
+        # out-of-fold outputs come from other models than the deployed ones: no capture's
+        # reference windows were scored by them, so they cannot be standardised like the rest
+        raise ConfigError(f"fusion_set.crossfit.folds={cfg.fusion_set.crossfit.folds} does not work with "
+                          f"adapter {cfg.adapt.name!r} (per-capture score standardisation) yet; use "
+                          "fusion_set.crossfit.folds=0 or --adapt none")
     comps = Components(
         cfg=cfg, registry=registry, detectors=detectors, fusion_names=tuple(cfg.fusions), settings=settings,
         store_params=component_params(cfg, "store", cfg.store), alarm=alarm, evaluation=evaluation,
+        adapter=adapter,
     )
     if cfg.fusions:
         reward = _checked(f"reward {cfg.reward!r}", comps.reward)

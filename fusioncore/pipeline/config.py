@@ -31,6 +31,7 @@ from hydra_zen import BuildsFn, instantiate, make_config
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
+from fusioncore.adapt.base import DEFAULT_ADAPTER, DEFAULT_WARMUP_S
 from fusioncore.errors import ConfigError, FusionCoreError
 from fusioncore.registry import Registry
 
@@ -70,6 +71,7 @@ GROUPS: dict[str, tuple[str, tuple[str, ...]]] = {
     "reward": ("reward_params", ()),
     "store": ("store_params", ("directory",)),
     "alarm": ("alarm_params", ()),
+    "adapter": ("adapt_params", ("warmup_s",)),  # adapt.warmup_s is the protocol's, set once
 }
 
 
@@ -146,6 +148,15 @@ class EvalConf:
 
 
 @dataclass
+class AdaptConf:
+    """Capture-relative adaptation (fusioncore.adapt, docs/adaptation.md)."""
+
+    name: str = DEFAULT_ADAPTER  #: the adapter; "none" is the zero-shot protocol
+    #: every capture's first seconds: its reference segment, never scored whatever the adapter
+    warmup_s: float = DEFAULT_WARMUP_S
+
+
+@dataclass
 class DataConf:
     #: a malformed capture row: "skip" (count it, report it) or "raise" (stop, naming the line)
     errors: str = "skip"
@@ -174,6 +185,7 @@ class RunOptions:
     trainer: TrainerConf = field(default_factory=TrainerConf)
     data: DataConf = field(default_factory=DataConf)
     eval: EvalConf = field(default_factory=EvalConf)
+    adapt: AdaptConf = field(default_factory=AdaptConf)
 
 
 # ------------------------------------------------------------------ components
@@ -365,6 +377,8 @@ def validate_run_config(cfg: DictConfig, registry: Registry) -> None:
         registry.component("fusion", name)
     registry.component("store", cfg.store)
     registry.component("alarm", cfg.alarm)
+    registry.component("adapter", cfg.adapt.name)
+    _check(cfg.adapt.warmup_s >= 0, f"adapt.warmup_s must be >= 0 seconds, got {cfg.adapt.warmup_s}")
     _check(len(set(cfg.seeds)) == len(cfg.seeds), f"seeds must differ, got {list(cfg.seeds)}")
     if cfg.fusions:
         registry.component("state_encoder", cfg.encoder_name)

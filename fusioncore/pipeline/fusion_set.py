@@ -105,8 +105,10 @@ def add_injected_split(dm: CANDataModule, spec: InjectionSpec, source: str) -> I
     if len(injected) == 0:
         return None
     labels, types = window_labels(injected.frames, injected.starts, size)
+    # the source's captures and their profiles (fusioncore.adapt): injected windows are compared
+    # with the same vehicle references as the windows they were made from
     dm.add_split(SplitWindows(INJECTED_SPLIT, injected.frames, injected.starts, labels, types,
-                              src.file_hashes, tag=f"{spec.describe()} from={source}"))
+                              src.file_hashes, tag=f"{spec.describe()} from={source}", table=src.table))
     return injected
 
 
@@ -155,8 +157,9 @@ def assemble(
     for split, source in ((block, "block"), (INJECTED_SPLIT, "injected")):
         if split in outputs:
             s = dm.splits[split]
-            parts.append((SOURCES.index(source), {n: outputs[split][n] for n in detectors},
-                          s.labels, s.attack_types))
+            keep = s.scored  # never a capture's reference window (fusioncore.adapt)
+            parts.append((SOURCES.index(source), {n: _rows(outputs[split][n], keep) for n in detectors},
+                          s.labels[keep], s.attack_types[keep]))
     if crossfit is not None:
         parts.append((SOURCES.index("crossfit"), crossfit.outputs, crossfit.labels, crossfit.attack_types))
     return FusionSet(
@@ -165,6 +168,11 @@ def assemble(
         attack_types=np.concatenate([p[3] for p in parts]),
         source=np.concatenate([np.full(len(p[2]), p[0]) for p in parts]),
     )
+
+
+def _rows(output: DetectorOutput, keep: np.ndarray) -> DetectorOutput:
+    return DetectorOutput(window_ids=output.window_ids[keep], score=output.score[keep],
+                          features=output.features[keep], feature_names=output.feature_names)
 
 
 @attrs.frozen(eq=False)

@@ -38,6 +38,7 @@ from fusioncore.pipeline.stages import (
     FittedFusions,
     RunContext,
     Thresholds,
+    adapt_scores,
     call_lifecycle,
     choose_thresholds,
     fit_fusions,
@@ -135,6 +136,7 @@ def run_seed(ctx: RunContext, dm: CANDataModule, seed: int) -> SeedRun:
     # what fusions learn from: + injected windows (scored with the splits), + cross-fitted outputs
     fusion_inputs = ctx.stage("fusion_set", prepare_fusion_set, dm, seed)
     scores = ctx.stage("predict", score_splits, dm, trained)
+    scores = ctx.stage("adapt", adapt_scores, dm, scores)  # per-capture standardisation (fusioncore.adapt)
     fit_set = assemble(scores.outputs, dm, FIT_SPLIT, list(trained), fusion_inputs.crossfit)
     fused = ctx.stage("fusions", fit_fusions, dm, scores, seed, fit_set, fusion_inputs.spec.calibrate_on)
     thresholds = ctx.stage("thresholds", choose_thresholds, dm, fused)
@@ -144,8 +146,12 @@ def run_seed(ctx: RunContext, dm: CANDataModule, seed: int) -> SeedRun:
         scenarios=tests, validation=validation, thresholds=thresholds.values, threshold_rule=thresholds.rule,
         split_attack_types={s: attack_types_present(dm.splits[s].attack_types)
                             for s in (FIT_SPLIT, VAL_SPLIT)},
+        protocol=scores.adaptation.protocol(),
     )}
     report["fusion_set"] = fusion_inputs.report(fit_set if fused.fusions else None)
+    # each capture of a scenario on its own (scenarios may mix vehicles; fusioncore.adapt.run)
+    report["captures"] = {s: scores.adaptation.captures(s, fused.methods[s], thresholds.values)
+                          for s in dm.test_scenarios}
     return SeedRun(seed, trained, scores, fused, thresholds, tests, report)
 
 
@@ -155,7 +161,7 @@ def evaluate(ctx: RunContext, dm: CANDataModule, fused: FittedFusions, threshold
     comps = ctx.components
 
     def on(name: str, labelled: bool | None = None):
-        split = dm.splits[name]
+        split = fused.splits[name]  # the scored windows: no reference window (fusioncore.adapt)
         try:
             return evaluate_scenario(split.frames, split.starts, split.labels, split.attack_types,
                                      fused.methods[name], thresholds.values, window=dm.window,
@@ -173,7 +179,8 @@ def _run_facts(cfg: DictConfig, dm: CANDataModule, trained, scores: DetectorScor
     return {
         "dataset": str(cfg.dataset), "detectors": list(cfg.detectors), "fusions": list(cfg.fusions),
         "seed": seed, "fit_split": FIT_SPLIT,
-        "windows": {s: len(dm.splits[s]) for s in dm.splits},
+        "windows": {s: int(dm.splits[s].scored.sum()) for s in dm.splits},
+        "reference_windows": {s: int(dm.splits[s].reference.sum()) for s in dm.splits},
         "data": dm.data_report(),  # skipped rows per file and reason, split policy, split table
         "training": {n: {"seconds": round(t.seconds, 3), "reused": t.reused, "processes": t.processes,
                          "resumed": t.resumed} for n, t in trained.items()},
@@ -187,7 +194,8 @@ def draw_plots(folder: Path, dm: CANDataModule, run: SeedRun, components) -> Non
     """Curves and timelines of every test scenario, and the fusions' policy maps (first seed)."""
     detectors = list(components.detectors)
     for name, evaluation in run.tests.items():
-        plot_curves(folder / f"curves_{name}.png", name, dm.splits[name].labels, run.fused.methods[name])
+        scored = run.fused.splits[name]  # the windows the methods score (fusioncore.adapt)
+        plot_curves(folder / f"curves_{name}.png", name, scored.labels, run.fused.methods[name])
         plot_timelines(folder, evaluation)
     if run.fused.policies:
         first, last = detectors[0], detectors[-1]
@@ -198,8 +206,9 @@ def draw_plots(folder: Path, dm: CANDataModule, run: SeedRun, components) -> Non
         shown = list(alpha)
         plot_policy(
             target,
-            np.concatenate([outputs[s][first].score for s in shown]),
-            np.concatenate([outputs[s][last].score for s in shown]),
+            # the policies cover the scored windows only (no reference window, fusioncore.adapt)
+            np.concatenate([outputs[s][first].score[dm.splits[s].scored] for s in shown]),
+            np.concatenate([outputs[s][last].score[dm.splits[s].scored] for s in shown]),
             np.concatenate([alpha[s] for s in shown]),
             x_label=words[first], y_label=words[last],
             weight_label=f"weight on {last} (0: trusts {first} alone, 1: {last} alone)",
@@ -222,5 +231,6 @@ def make_bundle(ctx: RunContext, dm: CANDataModule, run: SeedRun) -> RunBundle:
         reward_spec=ComponentSpec(str(cfg.reward), comps.reward_params) if has_fusions else None,
         fusions=fused.fusions, fusion_params={n: comps.fusion_params[n] for n in fused.fusions},
         sections={"alarm": {"name": str(cfg.alarm), "params": dict(alarm.config())},
-                  "threshold_rule": run.thresholds.rule},
+                  "threshold_rule": run.thresholds.rule,
+                  "adapter": run.scores.adaptation.to_json()},  # fusioncore.adapt.capture reads it
     )

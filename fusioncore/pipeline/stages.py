@@ -20,10 +20,11 @@ from typing import Any
 import attrs
 import numpy as np
 
+from fusioncore.adapt.run import RunAdaptation, subset_fusion_data, subset_output
 from fusioncore.calibration import PlattScaler
 from fusioncore.contracts import DetectorOutput, FusionData, FusionStrategy, StateEncoder
 from fusioncore.data.catalog import resolve_dataset
-from fusioncore.data.datamodule import CANDataModule
+from fusioncore.data.datamodule import CANDataModule, SplitWindows
 from fusioncore.data.windows import WindowSpec
 from fusioncore.errors import PluginError
 from fusioncore.evaluation import best_mcc_threshold
@@ -41,6 +42,7 @@ __all__ = [
     "FittedFusions",
     "RunContext",
     "Thresholds",
+    "adapt_scores",
     "call_lifecycle",
     "choose_thresholds",
     "fit_fusions",
@@ -120,6 +122,7 @@ def load_data(ctx: RunContext) -> CANDataModule:
             fusion_attacks=list(cfg.split.fusion_attacks), policy=str(cfg.split.policy),
             purge=int(cfg.split.purge), blocks=int(cfg.split.blocks), batch_size=int(cfg.batch_size),
             readers=readers, errors=str(cfg.data.errors), progress=ctx.components.settings.progress,
+            adapter=ctx.components.adapter,
         )
         dm.setup()
     return dm
@@ -146,6 +149,7 @@ class DetectorScores:
     outputs: Mapping[str, Mapping[str, DetectorOutput]]  #: split -> detector -> output
     hits: int = 0
     misses: int = 0
+    adaptation: RunAdaptation | None = None  #: set by adapt_scores (fusioncore.adapt)
 
     def summary(self) -> dict[str, Any]:
         return {"prediction_cache": {"hits": self.hits, "misses": self.misses}}
@@ -185,6 +189,19 @@ def score_splits(
     return DetectorScores(outputs, hits, misses)
 
 
+# ------------------------------------------------------------- adaptation
+def adapt_scores(ctx: RunContext, dm: CANDataModule, scores: DetectorScores) -> DetectorScores:
+    """Standardise every detector's scores per capture by its reference windows (fusioncore.adapt).
+
+    Scalers are fitted on the fusion block's captures; with the ``none`` adapter
+    the outputs pass unchanged. Reference windows take part in no fit,
+    threshold or metric from here on (:attr:`SplitWindows.scored`).
+    """
+    adaptation = RunAdaptation(ctx.components.adapter, dm)
+    outputs = adaptation.standardise(scores.outputs, FIT_SPLIT)
+    return attrs.evolve(scores, outputs=outputs, adaptation=adaptation)
+
+
 # ---------------------------------------------------------------- fusions
 @attrs.frozen(eq=False)
 class FittedFusions:
@@ -197,6 +214,8 @@ class FittedFusions:
     #: fusion -> split -> weight on the last detector, for validation and test windows
     policies: Mapping[str, Mapping[str, np.ndarray]] = attrs.field(factory=dict)
     val_data: FusionData | None = None
+    #: split -> the windows ``methods`` score: every window but reference ones (fusioncore.adapt)
+    splits: Mapping[str, SplitWindows] = attrs.field(factory=dict)
 
     def summary(self) -> dict[str, Any]:
         return {"methods": sorted(self.methods.get(VAL_SPLIT, {}))}
@@ -213,23 +232,30 @@ def fit_fusions(ctx: RunContext, dm: CANDataModule, scores: DetectorScores, seed
     comps = ctx.components
     detectors = list(comps.detectors)
     outputs = scores.outputs
+    adaptation = scores.adaptation or RunAdaptation(comps.adapter, dm)
     labels = {s: dm.splits[s].labels for s in outputs}
+    # reference windows (fusioncore.adapt) are scored, for their capture's statistics, but never fitted on
+    scored = {s: dm.splits[s].scored for s in outputs}
     if fit_set is None:
-        fit_set = FusionSet({n: outputs[FIT_SPLIT][n] for n in detectors}, labels[FIT_SPLIT],
-                            dm.splits[FIT_SPLIT].attack_types, np.zeros(len(labels[FIT_SPLIT]), np.int64))
+        keep = scored[FIT_SPLIT]
+        fit_set = FusionSet({n: subset_output(outputs[FIT_SPLIT][n], keep) for n in detectors},
+                            labels[FIT_SPLIT][keep], dm.splits[FIT_SPLIT].attack_types[keep],
+                            np.zeros(int(keep.sum()), np.int64))
     calibrate = fit_set.select(["block"]) if calibrate_on == "block" else fit_set
     calibrators = {n: PlattScaler.fit(calibrate.outputs[n].score, calibrate.labels) for n in detectors}
     # single detectors are judged on their raw scores: calibration is monotone, but a
     # saturated sigmoid would turn very large scores into ties and understate AUROC
     methods = {s: {n: outputs[s][n].score.astype(np.float64) for n in detectors} for s in outputs}
+    views = {s: dm.splits[s].subset(scored[s]) for s in outputs}
     if not comps.fusion_names:
-        return FittedFusions(methods, calibrators)
+        return FittedFusions(_scored(methods, scored), calibrators, splits=views)
     with ctx.timed("encode"):
         encoder = comps.encoder()
         encoder.fit(fit_set.outputs)
         # the same calibrate -> encode step `fusioncore detect` runs (fusioncore.scoring)
         data = {s: fusion_data(outputs[s], detectors, calibrators, encoder, labels[s]) for s in outputs}
         fit_data = fusion_data(fit_set.outputs, detectors, calibrators, encoder, fit_set.labels)
+        scored_data = {s: subset_fusion_data(data[s], scored[s]) for s in outputs}
     reward = comps.reward()
     fitted: dict[str, FusionStrategy] = {}
     policies: dict[str, dict[str, np.ndarray]] = {}
@@ -237,11 +263,12 @@ def fit_fusions(ctx: RunContext, dm: CANDataModule, scores: DetectorScores, seed
     for name in comps.fusion_names:
         with ctx.timed(f"fit.{name}"):
             fusion = comps.fusion(name, seed, reward)
-            fusion.fit(fit_data, data[VAL_SPLIT])
+            fusion.fit(fit_data, scored_data[VAL_SPLIT])
         with ctx.timed(f"fuse.{name}"):
-            for s in outputs:
-                methods[s][name] = checked_fuse(fusion, name, data[s]).astype(np.float64)
-            weights = {s: fusion.policy(data[s]) for s in shown}
+            for s in sorted(outputs, key=lambda x: x != FIT_SPLIT):  # the fit split first: it fits scalers
+                fused = checked_fuse(fusion, name, data[s]).astype(np.float64)
+                methods[s][name] = adaptation.fused(name, fused, s, fit=s == FIT_SPLIT)
+            weights = {s: fusion.policy(scored_data[s]) for s in shown}
             # the weight on the last detector; beyond the first fusion, a policy plot only
             # says something when the weights vary per window
             if len(detectors) >= 2 and all(w is not None for w in weights.values()):
@@ -249,7 +276,13 @@ def fit_fusions(ctx: RunContext, dm: CANDataModule, scores: DetectorScores, seed
                 if not policies or np.ptp(np.concatenate(list(alpha.values()))) > 0:
                     policies[name] = alpha
         fitted[name] = fusion
-    return FittedFusions(methods, calibrators, encoder, fitted, policies, data[VAL_SPLIT])
+    return FittedFusions(_scored(methods, scored), calibrators, encoder, fitted, policies,
+                         scored_data[VAL_SPLIT], splits=views)
+
+
+def _scored(methods, scored) -> dict[str, dict[str, np.ndarray]]:
+    return {s: {m: np.asarray(v)[scored[s]] for m, v in by_method.items()}
+            for s, by_method in methods.items()}
 
 
 @attrs.frozen
@@ -268,11 +301,16 @@ def choose_thresholds(ctx: RunContext, dm: CANDataModule, fused: FittedFusions) 
     validation block within ``eval.max_false_alarms_per_hour`` (through the run's alarm stage)."""
     from fusioncore.evaluation import budget_thresholds
 
-    val = dm.splits[VAL_SPLIT]
+    val = fused.splits.get(VAL_SPLIT, dm.splits[VAL_SPLIT])
     scores = fused.methods[VAL_SPLIT]
     settings = ctx.components.evaluation
     budget = settings.max_false_alarms_per_hour
+    adapter = ctx.components.adapter
     if budget is None:
+        if adapter is not None and adapter.normalizes_scores:  # threshold adaptation (fusioncore.adapt)
+            share = getattr(adapter, "threshold_share", 0.5)
+            return Thresholds({m: adapter.threshold(val.labels, s) for m, s in scores.items()},
+                              f"best MCC, {share:g} of the tied range above its benign end")
         return Thresholds({m: best_mcc_threshold(val.labels, s) for m, s in scores.items()}, "best MCC")
     chosen = budget_thresholds(val.frames, val.starts, scores, window=dm.window, alarm=ctx.components.alarm,
                                budget_per_hour=budget, settings=settings)

@@ -82,9 +82,11 @@ def fit_detector(job: FitJob, build: Callable[[GraphSchema], Detector], supervis
     quiet_lightning()
     model = build(dm.schema)
     benign_only = not supervised
+    # reference windows (fusioncore.adapt) supply score statistics only: never trained on
     train_loader = dm.loader(job.split, benign_only=benign_only, shuffle=True, seed=job.seed,
-                             windows_per_epoch=settings.windows_per_epoch or None)
-    val_loader = dm.loader("val", benign_only=benign_only, max_windows=settings.val_windows or None)
+                             windows_per_epoch=settings.windows_per_epoch or None, with_reference=False)
+    val_loader = dm.loader("val", benign_only=benign_only, max_windows=settings.val_windows or None,
+                           with_reference=False)
     has_val = len(val_loader) > 0
     ddp = distributed.is_subprocess_ddp(settings.strategy)
     if ddp:
@@ -126,7 +128,7 @@ def fit_detector(job: FitJob, build: Callable[[GraphSchema], Detector], supervis
         state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
         model.load_state_dict(state)
     model.eval()
-    model.calibrate(dm.loader("val" if has_val else job.split, benign_only=True))
+    model.calibrate(dm.loader("val" if has_val else job.split, benign_only=True, with_reference=False))
     return model, trainer.world_size
 
 

@@ -16,6 +16,14 @@ its last pass and scores all complete windows in one batch, so a burst
 costs bigger batches, not lost frames. Only when ``max_frames`` are waiting
 are new frames dropped -- counted, and the window grid restarts after the
 gap so no window mixes traffic from both sides of it.
+
+A run that adapts to each capture (:mod:`fusioncore.adapt`) first *warms
+up*: the stream's first ``warmup_s`` seconds are its reference segment,
+buffered and never scored; once they are complete the run's system learns
+the capture's profile (or takes a given one) and score statistics from them
+(:meth:`~fusioncore.scoring.ScoringSystem.adapted_to`), and scoring starts
+with the first grid window after the segment. A gap during the warm-up
+restarts it.
 """
 
 from __future__ import annotations
@@ -107,6 +115,22 @@ class WindowStream:
                 col[:keep] = col[drop:self._n]
             self._n, self._base = keep, self._base + drop
 
+    def skip_to(self, position: int) -> int:
+        """Move the grid past every window starting before stream ``position``; returns how many."""
+        if position <= self._next:
+            return 0
+        k = -(-(position - self._next) // self.stride)
+        self._next += k * self.stride
+        return k
+
+    def held(self) -> Frames:
+        """The frames held now, from stream position ``base`` on."""
+        return self._frames()
+
+    @property
+    def base(self) -> int:
+        return self._base
+
     @property
     def trailing(self) -> int:
         """Frames held that no complete window has covered yet."""
@@ -158,6 +182,9 @@ class DetectionSummary:
     latency: LatencyHistogram = attrs.field(factory=LatencyHistogram, repr=False)
     interrupted: bool = False
     error: str | None = None
+    warmup_frames: int = 0  #: frames of the reference segment (adapting runs), never scored
+    warmup_windows: int = 0  #: grid windows that start inside it
+    warming: bool = False  #: the stream ended before its warm-up was complete
 
     def latency_ms(self, q: float) -> float | None:
         """The ``q``-th percentile latency in milliseconds (within 1 %), ``None`` before any window."""
@@ -179,6 +206,8 @@ class DetectionSummary:
             "frames_per_s": rate(self.frames), "windows_per_s": rate(self.windows),
             "latency_p50_ms": self.latency_ms(50), "latency_p99_ms": self.latency_ms(99),
             "interrupted": self.interrupted, "error": self.error,
+            "warmup_frames": self.warmup_frames, "warmup_windows": self.warmup_windows,
+            "warmup_incomplete": self.warming,
         }
 
 
@@ -191,12 +220,15 @@ class StreamDetector:
     """
 
     def __init__(self, system: ScoringSystem, on_verdicts: Callable[[WindowVerdicts], None] | None = None,
-                 *, stride: int | None = None, max_batch: int = 1024) -> None:
+                 *, stride: int | None = None, max_batch: int = 1024, profile=None) -> None:
         self.system = system
         self.stream = WindowStream(system.window_size, stride or system.stride)
         self.on_verdicts = on_verdicts or (lambda v: None)
         self.max_batch = max_batch
         self.summary = DetectionSummary()
+        # a run that adapts to each capture warms up first (any other scorer starts at once)
+        self.summary.warming = bool(getattr(system, "needs_reference", False)) and system.captures is None
+        self.profile = profile  #: a VehicleProfile to use instead of learning one (detect --profile)
         self._last_t: float | None = None
 
     def feed(self, chunk: FrameChunk) -> None:
@@ -221,9 +253,26 @@ class StreamDetector:
         s.frames += len(t)
         self.stream.push(chunk)
 
+    def _warm_up(self) -> bool:
+        """Adapt to the stream once its reference segment is complete; False while it is not."""
+        held = self.stream.held()
+        if not len(held):
+            return False
+        elapsed = np.maximum.accumulate(held.timestamp) - held.timestamp[0]
+        end = int(np.searchsorted(elapsed, self.system.warmup_s, side="left"))
+        if end >= len(held):
+            return False
+        self.system = self.system.adapted_to(held[:end], profile=self.profile, default="<stream>")
+        self.summary.warmup_frames = end
+        self.summary.warmup_windows = self.stream.skip_to(self.stream.base + end)
+        self.summary.warming = False
+        return True
+
     def score_pending(self) -> None:
         """Score all complete windows, ``max_batch`` per pass."""
         s = self.summary
+        if s.warming and not self._warm_up():
+            return
         while self.stream.pending():
             frames, rows, pos, arrival = self.stream.take(self.max_batch)
             start = time.perf_counter()
@@ -239,7 +288,7 @@ class StreamDetector:
 
 def run_detection(system: ScoringSystem, chunks: Iterable[FrameChunk | list[FrameChunk]],
                   on_verdicts: Callable[[WindowVerdicts], None] | None = None, *,
-                  stride: int | None = None, max_batch: int = 1024) -> DetectionSummary:
+                  stride: int | None = None, max_batch: int = 1024, profile=None) -> DetectionSummary:
     """Score every window of a stream of chunks; Ctrl-C and source errors end it with a summary.
 
     An item that is a list of chunks (what a live source queued meanwhile) is
@@ -250,7 +299,7 @@ def run_detection(system: ScoringSystem, chunks: Iterable[FrameChunk | list[Fram
     or from ``on_verdicts``, e.g. an output that cannot be written) sets
     ``summary.error``. Either way what arrived before is scored.
     """
-    detector = StreamDetector(system, on_verdicts, stride=stride, max_batch=max_batch)
+    detector = StreamDetector(system, on_verdicts, stride=stride, max_batch=max_batch, profile=profile)
     start = time.perf_counter()
     try:
         for item in chunks:
@@ -267,5 +316,5 @@ def run_detection(system: ScoringSystem, chunks: Iterable[FrameChunk | list[Fram
             close()  # stops a live source's thread
     summary = detector.summary
     summary.seconds = time.perf_counter() - start
-    summary.trailing = detector.stream.discarded + detector.stream.trailing
+    summary.trailing = 0 if summary.warming else detector.stream.discarded + detector.stream.trailing
     return summary

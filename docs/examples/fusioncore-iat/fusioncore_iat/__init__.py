@@ -19,7 +19,7 @@ __version__ = "0.1.0"
 #: Hook API versions this plugin works with (lowest, highest). fusioncore skips the
 #: plugin with a warning naming it -- an error in strict mode -- when its own
 #: ``fusioncore.HOOK_API_VERSION`` is outside this range.
-FUSIONCORE_HOOK_API = (1, 1)
+FUSIONCORE_HOOK_API = (1, 2)
 
 
 @hookimpl
