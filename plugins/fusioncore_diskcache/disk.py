@@ -23,180 +23,33 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
-import threading
 import time
-import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import diskcache
-from diskcache.core import MODE_BINARY, MODE_PICKLE, MODE_RAW, MODE_TEXT, UNKNOWN
 
+from fusioncore_diskcache.backend import (
+    DB_NAME,
+    MIN_FILE_SIZE,
+    OWN_ROW,
+    NpzOnlyDisk,
+    ReadOnlyCache,
+    file_identity,
+    is_corruption,
+    is_unwritable,
+    is_writable_store,
+)
 from fusioncore_diskcache.base import DEFAULT_SIZE_LIMIT_BYTES, EntryStore
 from fusioncore_diskcache.directory import default_store_directory, ensure_private_directory
-from fusioncore_diskcache.errors import StoreError, StoreUnavailableError, UnsafeEntryError
+from fusioncore_diskcache.errors import StoreError, StoreUnavailableError
 
 __all__ = ["DiskCacheStore", "NpzOnlyDisk"]
 
 logger = logging.getLogger("fusioncore_diskcache")
 
-_MODE_NAMES = {MODE_RAW: "raw", MODE_BINARY: "binary", MODE_TEXT: "text", MODE_PICKLE: "pickle"}
-# Values below this size live inside the SQLite file, larger ones in their own file.
-_MIN_FILE_SIZE = 2**15
-# Rows this store wrote: a raw (never pickled) text key.
-_OWN_ROW = "raw = 1 AND typeof(key) = 'text'"
-_DB_NAME = "cache.db"
-
-# SQLite result codes (sqlite3.Error.sqlite_errorcode, Python >= 3.11; messages before that)
-_SQLITE_READONLY, _SQLITE_CORRUPT, _SQLITE_FULL, _SQLITE_NOTADB = 8, 11, 13, 26
-_CORRUPTION_TEXT = ("malformed", "not a database")
-
 T = TypeVar("T")
-
-
-def _sqlite_code(error: BaseException) -> int | None:
-    code = getattr(error, "sqlite_errorcode", None)
-    return None if code is None else int(code) & 0xFF  # extended codes keep the primary in the low byte
-
-
-def is_corruption(error: BaseException) -> bool:
-    """Whether ``error`` is SQLite saying the database file itself is damaged."""
-    if not isinstance(error, sqlite3.DatabaseError):
-        return False
-    code = _sqlite_code(error)
-    if code is not None:
-        return code in (_SQLITE_CORRUPT, _SQLITE_NOTADB)
-    return any(text in str(error) for text in _CORRUPTION_TEXT)
-
-
-def _is_unwritable(error: BaseException) -> bool:
-    code = _sqlite_code(error)
-    if code is not None:
-        return code in (_SQLITE_READONLY, _SQLITE_FULL)
-    return "readonly" in str(error) or "disk is full" in str(error)
-
-
-class NpzOnlyDisk(diskcache.Disk):
-    """A diskcache ``Disk`` that moves only raw ``bytes`` under ``str`` keys -- never pickle.
-
-    Writing anything else raises :class:`StoreError`. Reading a row that holds
-    anything but raw bytes (inline, or in a file inside the cache directory)
-    raises :class:`UnsafeEntryError` *before* deserialising it, so an entry
-    planted by another writer -- ``diskcache.Cache(dir).set(key, obj)`` pickles
-    ``obj`` -- or a hand-edited row is refused, never unpickled. File names
-    read from the database are confined to the cache directory, for reading
-    and for deleting.
-    """
-
-    def put(self, key: Any) -> tuple[Any, bool]:
-        if type(key) is not str:
-            raise StoreError(f"store keys are strings, got {type(key).__name__}")
-        return super().put(key)
-
-    def get(self, key: Any, raw: bool) -> str:
-        if raw and type(key) is str:
-            return key
-        raise UnsafeEntryError("key stored in a form this store never writes (pickled or binary)")
-
-    def store(self, value: Any, read: bool, key: Any = UNKNOWN) -> tuple[int, int, Any, Any]:
-        if read or type(value) is not bytes:
-            raise StoreError(f"store values are bytes, got {type(value).__name__}")
-        return super().store(value, read, key=key)
-
-    def fetch(self, mode: int, filename: Any, value: Any, read: bool) -> bytes:
-        if not read and mode == MODE_RAW and type(value) is bytes:
-            return value
-        if not read and mode == MODE_BINARY and value is None:
-            # An OSError here (file removed by a concurrent writer) is a miss to diskcache.
-            with open(self._confined(filename), "rb") as reader:
-                return reader.read()
-        raise UnsafeEntryError(
-            f"value stored as diskcache {_MODE_NAMES.get(mode, f'mode {mode}')} data; "
-            "this store only reads raw bytes and never unpickles"
-        )
-
-    def remove(self, file_path: Any) -> None:
-        try:
-            self._confined(file_path)
-        except UnsafeEntryError as error:
-            logger.warning("not removing %r: %s", file_path, error)
-            return
-        super().remove(file_path)
-
-    def _confined(self, filename: Any) -> str:
-        if not isinstance(filename, str) or not filename:
-            raise UnsafeEntryError(f"bad value file name {filename!r}")
-        root = os.path.realpath(self._directory)
-        full = os.path.realpath(os.path.join(root, filename))
-        if full == root or os.path.commonpath([root, full]) != root:
-            raise UnsafeEntryError(f"value file {filename!r} lies outside the cache directory")
-        return full
-
-
-class _ReadOnlyCache:
-    """The few reads the store needs, over a ``mode=ro`` SQLite connection: nothing is ever written."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.disk = NpzOnlyDisk(str(directory), min_file_size=_MIN_FILE_SIZE)
-        self._lock = threading.Lock()
-        path = urllib.parse.quote(str(directory / _DB_NAME))
-        self._con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
-        try:
-            self._con.execute("SELECT COUNT(*) FROM Cache").fetchall()
-        except sqlite3.OperationalError:
-            # A WAL database whose -shm file is gone cannot be opened mode=ro in a
-            # read-only directory; nothing can write there, so immutable is true.
-            self._con.close()
-            self._con = sqlite3.connect(f"file:{path}?immutable=1", uri=True, check_same_thread=False)
-        try:
-            self.sql("SELECT COUNT(*) FROM Cache")
-        except sqlite3.Error:
-            self._con.close()
-            raise
-
-    def sql(self, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
-            return self._con.execute(statement, params).fetchall()
-
-    def get(self, key: str) -> bytes | None:
-        rows = self.sql(
-            "SELECT mode, filename, value FROM Cache WHERE key = ? AND raw = 1 "
-            "AND (expire_time IS NULL OR expire_time > ?)",
-            (key, time.time()),
-        )
-        if not rows:
-            return None
-        ((mode, filename, value),) = rows
-        try:
-            return self.disk.fetch(mode, filename, value, False)
-        except OSError:
-            return None  # its value file is gone: a miss, as diskcache reads it
-
-    def volume(self) -> int:
-        ((pages,),) = self.sql("PRAGMA page_count")
-        ((page_size,),) = self.sql("PRAGMA page_size")
-        size = self.sql("SELECT value FROM Settings WHERE key = 'size'")
-        return int(pages) * int(page_size) + (int(size[0][0]) if size else 0)
-
-    def close(self) -> None:
-        with self._lock:
-            self._con.close()
-
-
-def _identity(path: Path) -> tuple[int, int] | None:
-    try:
-        info = path.stat()
-    except OSError:
-        return None
-    return info.st_dev, info.st_ino
-
-
-def _writable(directory: Path) -> bool:
-    db = directory / _DB_NAME
-    return os.access(directory, os.W_OK | os.X_OK) and (not db.exists() or os.access(db, os.W_OK))
-
 
 class DiskCacheStore(EntryStore):
     """The default store: entries in a private on-disk diskcache, shared across processes.
@@ -219,7 +72,7 @@ class DiskCacheStore(EntryStore):
         super().__init__(size_limit_bytes=size_limit_bytes)
         self._timeout_s = timeout_s
         self._cache: diskcache.Cache | None = None
-        self._ro: _ReadOnlyCache | None = None
+        self._ro: ReadOnlyCache | None = None
         self._opened: tuple[int, int] | None = None  # (device, inode) of the database we opened
         requested = default_store_directory() if directory is None else directory
         try:
@@ -235,7 +88,7 @@ class DiskCacheStore(EntryStore):
 
     # ----------------------------------------------------------- opening
     def _open(self) -> None:
-        if not _writable(self.directory):
+        if not is_writable_store(self.directory):
             self._open_read_only("its directory is not writable")
             return
         try:
@@ -244,11 +97,11 @@ class DiskCacheStore(EntryStore):
             if is_corruption(error):
                 self._move_aside(error)
                 return
-            if _is_unwritable(error):
+            if is_unwritable(error):
                 self._open_read_only(f"its database cannot be written ({error})")
                 return
             raise StoreUnavailableError(f"{self!r}: cannot open the store database: {error}") from None
-        self._opened = _identity(self.directory / _DB_NAME)
+        self._opened = file_identity(self.directory / DB_NAME)
 
     def _new_cache(self) -> diskcache.Cache:
         # Settings are passed explicitly: diskcache otherwise adopts whatever an
@@ -261,16 +114,16 @@ class DiskCacheStore(EntryStore):
             size_limit=self.size_limit_bytes,
             statistics=False,
             tag_index=False,
-            disk_min_file_size=_MIN_FILE_SIZE,
+            disk_min_file_size=MIN_FILE_SIZE,
         )
 
     def _open_read_only(self, reason: str) -> None:
         self._close_backend()
-        if not (self.directory / _DB_NAME).exists():
+        if not (self.directory / DB_NAME).exists():
             self._go_read_only(f"{reason} and it holds no entries")
             return
         try:
-            self._ro = _ReadOnlyCache(self.directory)
+            self._ro = ReadOnlyCache(self.directory)
         except sqlite3.DatabaseError as error:
             what = "is damaged" if is_corruption(error) else "cannot be read"
             self._go_read_only(f"{reason}, and its database {what} ({error})")
@@ -293,8 +146,8 @@ class DiskCacheStore(EntryStore):
             self._go_read_only(f"its database is damaged ({error}) and, read-only, cannot be moved aside")
             return
         self._close_backend()
-        db = self.directory / _DB_NAME
-        if self._opened is not None and _identity(db) != self._opened:
+        db = self.directory / DB_NAME
+        if self._opened is not None and file_identity(db) != self._opened:
             # another process already replaced the database we had open: use the new one
             logger.warning("%r: the store database was damaged (%s) and has been replaced; reopening", self,
                            error)
@@ -355,7 +208,7 @@ class DiskCacheStore(EntryStore):
 
     # ----------------------------------------------------------- contract
     def keys(self) -> Iterator[str]:
-        rows = self._rows(f"SELECT key FROM Cache WHERE {_OWN_ROW} ORDER BY rowid")
+        rows = self._rows(f"SELECT key FROM Cache WHERE {OWN_ROW} ORDER BY rowid")
         return iter([key for (key,) in rows])
 
     def clear(self) -> None:
@@ -373,7 +226,7 @@ class DiskCacheStore(EntryStore):
         if self._cache is None:
             raise StoreError(f"{self!r} is read-only: cannot evict entries")
         dropped = self._drop_foreign_rows()
-        oldest_first = self._rows(f"SELECT key FROM Cache WHERE {_OWN_ROW} ORDER BY access_time, rowid")
+        oldest_first = self._rows(f"SELECT key FROM Cache WHERE {OWN_ROW} ORDER BY access_time, rowid")
         for (key,) in oldest_first:
             if self._size_bytes() <= target or self._cache is None:
                 break
@@ -403,7 +256,7 @@ class DiskCacheStore(EntryStore):
                 if is_corruption(error):
                     self._move_aside(error)
                     continue
-                if _is_unwritable(error):
+                if is_unwritable(error):
                     self._skip_write(key, str(error))
                     return
                 raise StoreUnavailableError(f"{self!r}: put failed: {error}") from None
@@ -442,7 +295,7 @@ class DiskCacheStore(EntryStore):
         return 0
 
     def _count(self) -> int:
-        rows = self._rows(f"SELECT COUNT(*) FROM Cache WHERE {_OWN_ROW}")
+        rows = self._rows(f"SELECT COUNT(*) FROM Cache WHERE {OWN_ROW}")
         return int(rows[0][0]) if rows else 0
 
     def _drop_foreign_rows(self) -> int:
@@ -453,7 +306,7 @@ class DiskCacheStore(EntryStore):
 
         def drop() -> list[tuple[Any, ...]]:
             with cache.transact(retry=True):
-                rows = self._query(cache, f"SELECT rowid, filename FROM Cache WHERE NOT ({_OWN_ROW})")
+                rows = self._query(cache, f"SELECT rowid, filename FROM Cache WHERE NOT ({OWN_ROW})")
                 for rowid, _ in rows:
                     self._query(cache, "DELETE FROM Cache WHERE rowid = ?", (rowid,))
             return rows
