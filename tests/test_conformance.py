@@ -11,6 +11,7 @@ from typing import ClassVar
 import numpy as np
 import pytest
 import torch
+from fusioncore_alarms import KOfNAlarms, RawAlarms
 from fusioncore_baselines import (
     MaxFusion,
     MeanFusion,
@@ -26,14 +27,17 @@ from fusioncore_shortcuts import IdSetDetector, TimingDetector
 from fusioncore_vgae import VGAEDetector
 
 from fusioncore import DetectorOutput, FusionStrategy, StateEncoder
+from fusioncore.evaluation.alarms import AlarmStage
 from fusioncore.plugins import load_plugins
 from fusioncore.testing import (
+    AlarmContract,
     ContractViolation,
     DetectorContract,
     FusionContract,
     RewardContract,
     StateEncoderContract,
     StoreContract,
+    check_alarm_stage,
     check_fusion,
     check_reward,
     check_state_encoder,
@@ -122,6 +126,52 @@ class TestDetectorFeaturesContract(StateEncoderContract):
 
 class TestScoresOnlyContract(StateEncoderContract):
     encoder_cls = ScoresOnlyEncoder
+
+
+class TestRawAlarmsContract(AlarmContract):
+    alarm_cls = RawAlarms
+
+
+class TestKOfNAlarmsContract(AlarmContract):
+    alarm_cls = KOfNAlarms
+
+
+class TestTwoOfSevenAlarmsContract(AlarmContract):
+    alarm_cls = KOfNAlarms
+    params: ClassVar[dict] = {"k": 2, "n": 7}
+
+
+class _LooksAhead(AlarmStage):
+    """Alarms on a decision one window early: not causal, whatever its memory says."""
+
+    name = "looks-ahead"
+
+    def alarms(self, decisions: np.ndarray) -> np.ndarray:
+        return np.concatenate([decisions[1:], decisions[-1:]]) if len(decisions) else decisions
+
+
+class _ForgetsItsMemory(KOfNAlarms):
+    """A 3-of-5 debouncer that claims it only looks at the current window."""
+
+    @property
+    def memory(self) -> int:
+        return 0
+
+
+class _WrongScores(RawAlarms):
+    def alarm_scores(self, scores: np.ndarray) -> np.ndarray:
+        return -scores
+
+
+@pytest.mark.parametrize(("cls", "needle"), [
+    (_LooksAhead, "may not depend on later windows"),
+    (_ForgetsItsMemory, "memory=0 must cover every window"),
+    (_WrongScores, "alarm_scores\\(\\) disagrees with alarms\\(\\)"),
+    (int, "must subclass fusioncore.evaluation.AlarmStage"),
+])
+def test_alarm_contract_catches_broken_stages(cls, needle):
+    with pytest.raises(ContractViolation, match=needle):
+        check_alarm_stage(cls)
 
 
 def flip_sqlite_entry(store: DiskCacheStore, key: str) -> None:

@@ -17,7 +17,12 @@ fusion         :class:`FusionStrategy`       subclass; built as ``cls(**params)`
 store          :class:`PredictionStore`      factory ``(directory, **params) -> store``
 dataset        :class:`DatasetSource`        instance
 format         :class:`FormatReader`         instance
+alarm          ``evaluation.AlarmStage``     subclass; built as ``cls(**params)``
+adapter        ``adapt.base.Adapter``        subclass; built as ``cls(warmup_s=..., **params)``
 ============== ============================= ===================================
+
+The last two live with the machinery they plug into
+(:mod:`fusioncore.evaluation.alarms`, :mod:`fusioncore.adapt`).
 
 ``Detector`` is imported on first use, so importing the records costs no
 PyTorch Lightning import.

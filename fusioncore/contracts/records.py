@@ -1,22 +1,9 @@
-"""Contracts between the core and its plugins.
+"""The records and protocols that cross the core / plugin boundary.
 
-A plugin provides components of seven kinds; each kind has one contract here.
-Records that cross a boundary are small frozen attrs classes holding numpy
-arrays; behaviour is a base class (when the core supplies shared machinery,
-e.g. :class:`Detector` is a ``LightningModule``) or a ``Protocol`` (when any
-object with the right methods will do).
-
-============== ============================= ===================================
-kind           contract                      registered object
-============== ============================= ===================================
-detector       :class:`Detector`             subclass; built as ``cls(schema, **params)``
-state_encoder  :class:`StateEncoder`         subclass; built as ``cls(**params)``
-reward         :class:`RewardFunction`       factory ``(**params) -> RewardFunction``
-fusion         :class:`FusionStrategy`       subclass; built as ``cls(**params)``
-store          :class:`PredictionStore`      factory ``(directory, **params) -> store``
-dataset        :class:`DatasetSource`        instance
-format         :class:`FormatReader`         instance
-============== ============================= ===================================
+Small frozen attrs classes holding numpy arrays (``GraphSchema``,
+``DetectorOutput``, ``FusionData``, ``ReadResult``, ``DatasetFiles``, ...) and
+the ``Protocol`` / base classes of the component kinds; the table of kinds and
+what each registers is in :mod:`fusioncore.contracts`.
 """
 
 from __future__ import annotations

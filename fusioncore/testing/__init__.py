@@ -17,6 +17,7 @@ fusion         :class:`FusionContract`              :func:`check_fusion`
 reward         :class:`RewardContract`              :func:`check_reward`
 state encoder  :class:`StateEncoderContract`        :func:`check_state_encoder`
 store          :class:`StoreContract`               :func:`check_store`
+alarm stage    :class:`AlarmContract`               :func:`check_alarm_stage`
 =============  ===================================  ===================================
 
 A failed check raises :class:`ContractViolation` (an ``AssertionError``)
@@ -32,6 +33,7 @@ Installing fusioncore also registers the pytest plugin
 throwaway environment to test its packaging. See docs/plugin-authoring.md.
 """
 
+from fusioncore.testing.alarm import AlarmContract, check_alarm_stage
 from fusioncore.testing.checks import ContractViolation
 from fusioncore.testing.data import (
     TinyDataset,
@@ -47,6 +49,7 @@ from fusioncore.testing.reward import RewardContract, check_reward
 from fusioncore.testing.store import StoreContract, check_store
 
 __all__ = [
+    "AlarmContract",
     "ContractViolation",
     "DetectorContract",
     "DetectorRun",
@@ -56,6 +59,7 @@ __all__ = [
     "StoreContract",
     "TinyDataset",
     "TinySplit",
+    "check_alarm_stage",
     "check_detector",
     "check_fusion",
     "check_reward",
