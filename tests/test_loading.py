@@ -95,3 +95,42 @@ def test_a_multi_bus_log_stays_apart_through_the_cache(tmp_path):
 
     starts = window_starts(second.frames, WindowSpec(100, 100))
     assert len(starts) == 4  # 200 frames per bus, no window mixes the buses
+
+
+@pytest.mark.parametrize("which", ["file", "joined", "swapped"])
+def test_a_damaged_frame_cache_is_reparsed_never_served(tmp_path, caplog, which):
+    """A flipped byte in a cached column, or another file's entry under this key, is re-parsed."""
+    import logging
+    import shutil
+
+    from fusioncore.data import loading
+
+    paths = []
+    for i in range(2):
+        paths.append(tmp_path / f"DoS-toy{i}.csv")
+        paths[-1].write_text(CSV.replace("0FF,0", f"0F{i},0"))
+    # before the damage: the loaded frames are mapped from the cache files damaged below
+    fingerprint = load_files(paths).frames.fingerprint()
+    truth = [formats.read_capture(p).frames for p in paths]
+    cache = loading.cache_dir("frames")
+    own = sorted(cache.glob(f"{loading.file_sha256(paths[0])}-*"))[0]
+    if which == "swapped":  # the other file's parsed columns under this file's key
+        other = sorted(cache.glob(f"{loading.file_sha256(paths[1])}-*"))[0]
+        shutil.rmtree(own)
+        shutil.copytree(other, own)
+    else:
+        entry = own if which == "file" else sorted(cache.glob("joined-*"))[0]
+        column = entry / "data.npy"
+        data = bytearray(column.read_bytes())
+        data[-5] ^= 0x04
+        column.write_bytes(bytes(data))
+    with caplog.at_level(logging.WARNING, logger="fusioncore.data.loading"):
+        again = load_files(paths)
+    assert "frame cache" in caplog.text
+    assert again.frames.fingerprint() == fingerprint
+    for i, frames in enumerate(truth):
+        np.testing.assert_array_equal(again.frames.data[again.frames.source == i], frames.data)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="fusioncore.data.loading"):
+        load_files(paths)  # the bad entry was replaced: no warning the next time
+    assert "frame cache" not in caplog.text

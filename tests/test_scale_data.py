@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import mmap
+import shutil
 
 import numpy as np
 import pytest
@@ -247,3 +248,52 @@ def test_ddp_training_with_an_epoch_budget(tmp_path):
     report = json.loads((out / "report.json").read_text())
     assert report["training"]["gat"]["processes"] == 2
     assert report["scenarios"]["test_01_known_vehicle_known_attack"]["gat"]["auroc"] is not None
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "extend", "foreign", "no-checksum"])
+def test_an_entry_is_bound_to_its_key_and_bytes(tmp_path, damage):
+    """A damaged or misplaced entry is refused (ValueError), never served as data."""
+    columns = {"t": np.arange(50_000, dtype=np.float64), "d": np.ones((50_000, 8), np.uint8)}
+    write_entry(tmp_path / "key-a", columns, {})
+    write_entry(tmp_path / "key-b", {"t": np.zeros(50_000), "d": np.zeros((50_000, 8), np.uint8)}, {})
+    column = tmp_path / "key-a" / "t.npy"
+    if damage == "flip":
+        data = bytearray(column.read_bytes())
+        data[len(data) // 2] ^= 0x01  # one bit in the middle of the data
+        column.write_bytes(bytes(data))
+        needle = "CRC-32 mismatch"
+    elif damage == "truncate":
+        column.write_bytes(column.read_bytes()[:-8])
+        needle = "its header says"
+    elif damage == "extend":
+        column.write_bytes(column.read_bytes() + b"\0" * 8)
+        needle = "its header says"
+    elif damage == "foreign":  # another key's entry copied under this name
+        shutil.rmtree(tmp_path / "key-a")
+        shutil.copytree(tmp_path / "key-b", tmp_path / "key-a")
+        needle = "not its own key"
+    else:  # an entry from before checksums
+        meta = json.loads((tmp_path / "key-a" / "meta.json").read_text())
+        del meta["crc32"]
+        (tmp_path / "key-a" / "meta.json").write_text(json.dumps(meta))
+        needle = "no checksum"
+    with pytest.raises(ValueError, match=needle):
+        open_entry(tmp_path / "key-a")
+    opened, _ = open_entry(tmp_path / "key-b")  # the untouched entry still opens
+    assert opened["t"].sum() == 0
+
+
+def test_a_joined_entry_carries_the_checksum_of_its_bytes(tmp_path):
+    parts = []
+    for i, n in enumerate((300, 0, 700)):
+        write_entry(tmp_path / f"p{i}", {"t": np.arange(n, dtype=np.float64) + i}, {})
+        parts.append(tmp_path / f"p{i}")
+    assert join_entries(tmp_path / "joined", parts, replace={"t": [np.zeros(300), np.zeros(0), np.ones(700)]})
+    opened, _ = open_entry(tmp_path / "joined")
+    np.testing.assert_array_equal(opened["t"], np.r_[np.zeros(300), np.ones(700)])
+    assert join_entries(tmp_path / "joined2", parts)
+    data = bytearray((tmp_path / "joined2" / "t.npy").read_bytes())
+    data[-3] ^= 0x10
+    (tmp_path / "joined2" / "t.npy").write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="CRC-32 mismatch"):
+        open_entry(tmp_path / "joined2")

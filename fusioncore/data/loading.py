@@ -44,7 +44,7 @@ from fusioncore.paths import cache_dir
 __all__ = ["FileRead", "LoadedFiles", "load_files", "reader_version"]
 
 log = logging.getLogger(__name__)
-_CACHE_VERSION = "3"  # 3: a folder of memory-mapped .npy columns (2: one .npz)
+_CACHE_VERSION = "4"  # 4: entries bound to their key and CRC-32 (3: .npy columns, 2: one .npz)
 
 
 @attrs.frozen
@@ -206,7 +206,7 @@ def _joined(parts: Sequence[tuple[tuple[str, ...], np.ndarray]], entries: Sequen
         lookups.append(lookup)
     # The source numbers depend on which parts share a file name, so they are part of the key.
     folder = cache_dir("frames") / f"joined-{join_key(entries, lookups)}-v{_CACHE_VERSION}"
-    if open_entry(folder) is None:
+    if _open_trusted(folder) is None:
         remapped = [np.asarray(lookup or [0], np.uint16)[source]
                     for (_, source), lookup in zip(parts, lookups)]
         try:
@@ -215,8 +215,18 @@ def _joined(parts: Sequence[tuple[tuple[str, ...], np.ndarray]], entries: Sequen
         except OSError as exc:  # read-only or full: join in memory instead
             _cache_unwritable(exc)
             return None
-    opened = open_entry(folder)
+    opened = _open_trusted(folder)
     return None if opened is None else Frames(**opened[0], sources=sources)
+
+
+def _open_trusted(folder: Path):
+    """``open_entry(folder)``; an entry that fails its key or checksum check is removed and None returned."""
+    try:
+        return open_entry(folder)
+    except (OSError, ValueError, KeyError, TypeError) as exc:  # damaged, truncated or not this key's
+        log.warning("ignoring damaged frame cache %s: %s", folder, exc)
+        shutil.rmtree(folder, ignore_errors=True)
+        return None
 
 
 _unwritable_warned = False
