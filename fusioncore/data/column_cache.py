@@ -72,7 +72,8 @@ def write_entry(folder: Path, columns: Mapping[str, np.ndarray], meta: Mapping[s
             values = np.ascontiguousarray(values)
             np.save(tmp / f"{name}.npy", values, allow_pickle=False)
             crc[name] = zlib.crc32(values.data.cast("B")) if values.size else 0
-        (tmp / META).write_text(json.dumps({**meta, "columns": list(columns), "key": folder.name, "crc32": crc}))
+        own = {"columns": list(columns), "key": folder.name, "crc32": crc}
+        (tmp / META).write_text(json.dumps({**meta, **own}))
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -229,7 +230,8 @@ def join_entries(
                         while chunk := src.read(_COPY_CHUNK):
                             crc[name] = zlib.crc32(chunk, crc[name])
                             out.write(chunk)
-        (tmp / META).write_text(json.dumps({**(meta or {}), "columns": names, "key": folder.name, "crc32": crc}))
+        own = {"columns": names, "key": folder.name, "crc32": crc}
+        (tmp / META).write_text(json.dumps({**(meta or {}), **own}))
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
