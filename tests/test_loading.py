@@ -98,12 +98,14 @@ def test_a_multi_bus_log_stays_apart_through_the_cache(tmp_path):
 
 
 @pytest.mark.parametrize("which", ["file", "joined", "swapped"])
-def test_a_damaged_frame_cache_is_reparsed_never_served(tmp_path, caplog, which):
+def test_a_damaged_frame_cache_is_reparsed_never_served(tmp_path, caplog, monkeypatch, which):
     """A flipped byte in a cached column, or another file's entry under this key, is re-parsed."""
     import logging
     import shutil
 
     from fusioncore.data import loading
+
+    monkeypatch.setenv("FUSIONCORE_CACHE_DIR", str(tmp_path / "cache"))  # this test's entries only
 
     paths = []
     for i in range(2):
