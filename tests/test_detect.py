@@ -276,3 +276,25 @@ def test_window_stream_hands_out_every_window_once_across_chunks_and_gaps():
     assert stream.position == 140 and stream.pending() == 2
     _, rows, pos, _ = stream.take(10)
     assert pos.tolist() == [125, 129]
+
+
+def test_bus_messages_keep_can_fd_flags_length_and_bytes():
+    """A live bus's FD frames reach the graphs as a log file's do: flags (fd_share), DLC, bytes 8..63."""
+    from fusioncore.data.frames import FLAG_BRS, FLAG_FD
+
+    msgs = [
+        can.Message(timestamp=1.0, arbitration_id=0x123, data=bytes(range(8)), is_extended_id=False),
+        can.Message(timestamp=1.1, arbitration_id=0x18DAF110, data=bytes(range(64)), is_fd=True,
+                    bitrate_switch=True, is_extended_id=True),
+        can.Message(timestamp=1.2, arbitration_id=0x7DF, is_remote_frame=True, dlc=3, is_extended_id=False),
+    ]
+    frames = sources_api.messages_to_frames(msgs, source="bus")
+    assert frames.dlc.tolist() == [8, 64, 3]
+    assert frames.flags.tolist() == [0, FLAG_FD | FLAG_BRS, 0]
+    assert frames.extended.tolist() == [False, True, False] and frames.remote.tolist() == [False, False, True]
+    assert frames.data[1].tolist() == list(range(8)) and frames.data_ext[1].tolist() == list(range(8, 64))
+    assert frames.sources == ("bus",) and frames.source.tolist() == [0, 0, 0]
+    stream = WindowStream(size=2, stride=1)
+    stream.push(FrameChunk(frames, 0.0))
+    held, rows, _, _ = stream.take(10)
+    assert rows.tolist() == [0, 1] and held.flags.tolist() == frames.flags.tolist()

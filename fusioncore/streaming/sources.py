@@ -307,14 +307,15 @@ def _flush(out: FrameQueue, messages: list[can.Message], skipped: Counter) -> No
 
 
 def messages_to_frames(messages: list[can.Message], source: str = "<bus>") -> Frames:
-    """python-can messages (classic CAN, at most 8 data bytes) as :class:`Frames`."""
-    payload = b"".join(bytes(m.data).ljust(8, b"\0") for m in messages)
-    return Frames.from_columns(
-        timestamp=np.fromiter((m.timestamp for m in messages), np.float64, len(messages)),
-        can_id=np.fromiter((m.arbitration_id for m in messages), np.uint32, len(messages)),
-        extended=np.fromiter((m.is_extended_id for m in messages), bool, len(messages)),
-        remote=np.fromiter((m.is_remote_frame for m in messages), bool, len(messages)),
-        dlc=np.fromiter((min(m.dlc, 8) for m in messages), np.uint8, len(messages)),
-        data=np.frombuffer(payload, np.uint8).reshape(len(messages), 8),
-        sources=(source,),
-    )
+    """python-can messages as :class:`Frames`, read as the python-can log formats read them.
+
+    CAN FD messages keep their flags (FD / BRS / ESI: the ``fd_share`` node
+    feature is computed from them in training, so a live bus must supply them
+    too), their length as DLC and their bytes beyond 8 (``data_ext``).
+    """
+    from fusioncore.data.formats.records import MessageColumns
+
+    columns = MessageColumns()
+    for m in messages:
+        columns.add_message(m, bus="")  # one stream, one source, whatever the channels
+    return columns.frames(source)
