@@ -40,6 +40,10 @@ __all__ = ["DEFAULT_ADAPTER", "DEFAULT_WARMUP_S", "Adapter", "NoAdapter", "Profi
 #: The protocol ``fusioncore run`` follows unless told otherwise (why: docs/adaptation.md).
 DEFAULT_ADAPTER = "profile"
 DEFAULT_WARMUP_S = 4.0
+#: Where standardising adapters put a method's threshold: this share of the way from the
+#: ``BENIGN_QUANTILE`` of validation's benign scores to its attacks (fusioncore.adapt.thresholds).
+THRESHOLD_SHARE = 0.1
+BENIGN_QUANTILE = 0.99
 
 
 class Adapter:
@@ -87,8 +91,15 @@ class Adapter:
         return {"name": self.name, "warmup_s": self.warmup_s, "params": self.params(),
                 "representation": self.representation.name}
 
+    #: parameters that only decide thresholds after scoring: left out of :meth:`fingerprint`, so
+    #: changing them reuses every trained detector and stored prediction
+    decision_params: ClassVar[tuple[str, ...]] = ()
+
     def fingerprint(self) -> str:
-        payload = {**self.config(), "class": f"{type(self).__module__}.{type(self).__qualname__}"}
+        """Identity of what the adapter does to the data (graphs, reference windows), for caches."""
+        config = self.config()
+        config["params"] = {k: v for k, v in config["params"].items() if k not in self.decision_params}
+        payload = {**config, "class": f"{type(self).__module__}.{type(self).__qualname__}"}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
     # ----------------------------------------------------------- profiles
@@ -129,23 +140,29 @@ class ScoresAdapter(Adapter):
 
     name = "scores"
     normalizes_scores = True
+    decision_params = ("threshold_share", "benign_quantile")
 
     def __init__(self, warmup_s: float = DEFAULT_WARMUP_S, floor_share: float = 0.5,
-                 features: bool = True, fused: bool = False, threshold_share: float = 0.25) -> None:
+                 features: bool = True, fused: bool = False, threshold_share: float = THRESHOLD_SHARE,
+                 benign_quantile: float = BENIGN_QUANTILE) -> None:
         super().__init__(warmup_s)
         if not floor_share > 0:
             raise ConfigError(f"adapter {self.name!r}: floor_share must be > 0, got {floor_share}")
         if not 0 <= threshold_share <= 1:
             raise ConfigError(
                 f"adapter {self.name!r}: threshold_share must be in [0, 1], got {threshold_share}")
+        if not 0 < benign_quantile <= 1:
+            raise ConfigError(
+                f"adapter {self.name!r}: benign_quantile must be in (0, 1], got {benign_quantile}")
         self.floor_share = float(floor_share)
         self.features = bool(features)
         self.fused = bool(fused)
         self.threshold_share = float(threshold_share)
+        self.benign_quantile = float(benign_quantile)
 
     def params(self) -> dict[str, Any]:
         return {"floor_share": self.floor_share, "features": self.features, "fused": self.fused,
-                "threshold_share": self.threshold_share}
+                "threshold_share": self.threshold_share, "benign_quantile": self.benign_quantile}
 
     def fit_scaler(self, values, capture, reference) -> CaptureScaler:
         return CaptureScaler.fit(values, capture, reference, floor_share=self.floor_share)
@@ -153,7 +170,7 @@ class ScoresAdapter(Adapter):
     def threshold(self, labels: np.ndarray, scores: np.ndarray) -> float:
         from fusioncore.adapt.thresholds import benign_side_threshold
 
-        return benign_side_threshold(labels, scores, self.threshold_share)
+        return benign_side_threshold(labels, scores, self.threshold_share, self.benign_quantile)
 
 
 class ProfileAdapter(ScoresAdapter):
@@ -162,15 +179,16 @@ class ProfileAdapter(ScoresAdapter):
     name = "profile"
 
     def __init__(self, warmup_s: float = DEFAULT_WARMUP_S, floor_share: float = 0.5,
-                 features: bool = True, fused: bool = False, threshold_share: float = 0.25,
-                 buckets: int = PROFILE_RELATIVE.buckets, profile_share: float = 0.5) -> None:
+                 features: bool = True, fused: bool = False, threshold_share: float = THRESHOLD_SHARE,
+                 benign_quantile: float = BENIGN_QUANTILE, buckets: int = PROFILE_RELATIVE.buckets,
+                 profile_share: float = 0.5) -> None:
         if int(buckets) < 1:
             raise ConfigError(f"adapter 'profile': buckets must be >= 1, got {buckets}")
         if not 0 < profile_share <= 1:
             raise ConfigError(f"adapter 'profile': profile_share must be in (0, 1], got {profile_share}")
         self.buckets = int(buckets)
         self.profile_share = float(profile_share)
-        super().__init__(warmup_s, floor_share, features, fused, threshold_share)
+        super().__init__(warmup_s, floor_share, features, fused, threshold_share, benign_quantile)
 
     @property
     def representation(self) -> GraphRepresentation:

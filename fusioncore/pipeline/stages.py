@@ -285,6 +285,14 @@ def _scored(methods, scored) -> dict[str, dict[str, np.ndarray]]:
             for s, by_method in methods.items()}
 
 
+def decision_rule(adapter) -> Callable[[np.ndarray, np.ndarray], float]:
+    """``(validation labels, scores) -> threshold``: the rule :func:`choose_thresholds` applies
+    without a false-alarm budget (the adapter's when it standardises scores, else best MCC)."""
+    if adapter is not None and adapter.normalizes_scores:
+        return adapter.threshold
+    return best_mcc_threshold
+
+
 @attrs.frozen
 class Thresholds:
     """Each method's decision threshold, all chosen on the validation block, and by which rule."""
@@ -307,11 +315,14 @@ def choose_thresholds(ctx: RunContext, dm: CANDataModule, fused: FittedFusions) 
     budget = settings.max_false_alarms_per_hour
     adapter = ctx.components.adapter
     if budget is None:
+        rule = decision_rule(adapter)
+        values = {m: rule(val.labels, s) for m, s in scores.items()}
         if adapter is not None and adapter.normalizes_scores:  # threshold adaptation (fusioncore.adapt)
             share = getattr(adapter, "threshold_share", 0.5)
-            return Thresholds({m: adapter.threshold(val.labels, s) for m, s in scores.items()},
-                              f"best MCC, {share:g} of the tied range above its benign end")
-        return Thresholds({m: best_mcc_threshold(val.labels, s) for m, s in scores.items()}, "best MCC")
+            q = getattr(adapter, "benign_quantile", 1.0)
+            start = "the best-MCC range's benign end" if q >= 1 else f"the benign {q:g} quantile"
+            return Thresholds(values, f"validation: {share:g} of the way from {start} to the attacks")
+        return Thresholds(values, "best MCC")
     chosen = budget_thresholds(val.frames, val.starts, scores, window=dm.window, alarm=ctx.components.alarm,
                                budget_per_hour=budget, settings=settings)
     return Thresholds({m: b.threshold for m, b in chosen.items()}, f"false-alarm budget {budget:g}/h")
