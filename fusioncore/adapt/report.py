@@ -21,7 +21,9 @@ def protocol_lines(report: Mapping[str, Any]) -> list[str]:
     p = report.get("protocol")
     if not p:
         return []
-    params = ", ".join(f"{k}={v}" for k, v in p.get("params", {}).items())
+    # a multi-seed report holds the mean of every number, so 0.1 may read 0.10000000000000002
+    params = ", ".join(f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}"
+                       for k, v in p.get("params", {}).items())
     graphs = f", {p['representation']} graphs" if "representation" in p else ""
     scores = ("" if "score_normalisation" not in p
               else f", score normalisation {'on' if p['score_normalisation'] else 'off'}")
