@@ -69,9 +69,9 @@ def test_decision_parameters_do_not_change_the_data_fingerprint():
 def test_the_report_header_prints_seed_means_of_parameters_plainly():
     from fusioncore.adapt.report import protocol_lines
 
-    report = {"protocol": {"adapter": "profile", "warmup_s": 4.0,
-                           "params": {"threshold_share": (0.1 + 0.1 + 0.1) / 3, "benign_quantile": 0.99 * 3 / 3,
-                                      "features": True, "buckets": 16}}}
+    params = {"threshold_share": (0.1 + 0.1 + 0.1) / 3, "benign_quantile": 0.99,
+              "features": True, "buckets": 16}
+    report = {"protocol": {"adapter": "profile", "warmup_s": 4.0, "params": params}}
     header = protocol_lines(report)[0]
     assert "threshold_share=0.1," in header and "0.10000000000000002" not in header
     assert "features=True" in header and "buckets=16" in header
