@@ -2,7 +2,10 @@
 
 The data module holds each split as columns (``Frames``) plus window start
 rows; a batch of window graphs is built only when a loader asks for it, so
-memory stays at the size of the columns however many windows there are.
+memory stays at the size of the columns however many windows there are. A
+training-pool split read more than once (every epoch, every detector) is
+built once and gathered from (:meth:`CANDataModule.graph_store`), within a
+bounded number of windows.
 
 Splits are by file and by time, never by random window
 (:mod:`fusioncore.data.splits` says how and what is guaranteed):
@@ -33,9 +36,10 @@ the work; this module only routes its arrays.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import attrs
 import numpy as np
@@ -48,6 +52,7 @@ from fusioncore.adapt.reference import ReferenceTable
 from fusioncore.contracts import DatasetFiles, FormatReader, GraphSchema
 from fusioncore.data.column_cache import release_pages
 from fusioncore.data.frames import ATTACK_TYPES, Frames
+from fusioncore.data.graph_store import GraphStore
 from fusioncore.data.graphs import FeatureNormalizer, WindowGraphBuilder
 from fusioncore.data.loading import FileRead, LoadedFiles, load_files
 from fusioncore.data.sampling import EpochBudgetSampler, spread_subset
@@ -125,13 +130,22 @@ def split_time_blocks(
 
 
 class _BuildBatch:
-    """collate_fn: window indices -> one PyG batch (picklable for worker processes)."""
+    """collate_fn: window indices -> one PyG batch (picklable for worker processes).
 
-    def __init__(self, builder: WindowGraphBuilder, split: SplitWindows) -> None:
-        self.builder, self.split = builder, split
+    ``store(n)`` (:meth:`CANDataModule._stored_graphs`) is told how many
+    windows are about to be built and returns the split's graphs built once,
+    if there are any; ``rows`` maps this loader's windows to the store's.
+    """
+
+    def __init__(self, builder: WindowGraphBuilder, split: SplitWindows, rows: np.ndarray | None = None,
+                 store: Callable[[int], GraphStore | None] | None = None) -> None:
+        self.builder, self.split, self.rows, self._store = builder, split, rows, store
 
     def __call__(self, indices: Sequence[int]):
         idx = np.asarray(indices, dtype=np.int64)
+        stored = self._store(len(idx)) if self._store is not None else None
+        if stored is not None:
+            return stored.take(self.rows[idx], idx)
         builder = self.builder if self.split.table is None else self.builder.with_reference(self.split.table)
         return builder.build(self.split.frames, self.split.starts[idx], window_ids=idx)
 
@@ -163,6 +177,7 @@ class CANDataModule(pl.LightningDataModule):
         num_workers: int = 0,
         progress: bool = True,
         adapter: Adapter | None = None,
+        graph_cache_windows: int = 20_000,
     ) -> None:
         super().__init__()
         self.adapter = adapter if adapter is not None else NoAdapter(warmup_s=0.0)
@@ -181,6 +196,10 @@ class CANDataModule(pl.LightningDataModule):
         self.readers = readers
         self.errors = errors
         self.num_workers = num_workers
+        self.graph_cache_windows = int(graph_cache_windows)
+        self._stores: dict[str, GraphStore] = {}
+        self._store_of: dict[str, tuple[SplitWindows, WindowGraphBuilder]] = {}
+        self._built: dict[str, tuple[SplitWindows, int]] = {}  #: windows built batch by batch, per split
         self.progress = progress
         self.splits: dict[str, SplitWindows] = {}
         self.split_plan: TimeSplit | None = None
@@ -395,12 +414,14 @@ class CANDataModule(pl.LightningDataModule):
         """
         self._require_setup()
         data = self.splits[split]
+        rows = np.arange(len(data), dtype=np.int64)  # this loader's windows as rows of the whole split
         if not with_reference:
-            data = data.subset(data.scored)
+            rows, data = rows[data.scored], data.subset(data.scored)
         if benign_only:
-            data = data.subset(data.labels == 0)
+            rows, data = rows[data.labels == 0], data.subset(data.labels == 0)
         if max_windows is not None:
-            data = data.subset(spread_subset(len(data), max_windows))
+            keep = spread_subset(len(data), max_windows)
+            rows, data = rows[keep], data.subset(keep)
         generator = sampler = None
         if shuffle and windows_per_epoch is not None and len(data) > windows_per_epoch:
             sampler, shuffle = EpochBudgetSampler(len(data), windows_per_epoch, seed), False
@@ -408,15 +429,63 @@ class CANDataModule(pl.LightningDataModule):
             import torch
 
             generator = torch.Generator().manual_seed(seed)
+        store = None if self.num_workers else functools.partial(self._stored_graphs, split)
         return DataLoader(
             range(len(data)),
             batch_size=self.batch_size,
             shuffle=shuffle,
             sampler=sampler,
             generator=generator,
-            collate_fn=_BuildBatch(self.builder, data),
+            collate_fn=_BuildBatch(self.builder, data, rows, store),
             num_workers=self.num_workers,
         )
+
+    def graph_store(self, split: str, build: bool = True) -> GraphStore | None:
+        """The graphs of every window of ``split`` built once (:mod:`fusioncore.data.graph_store`).
+
+        Training reads its splits every epoch and each detector scores them, so
+        loaders (in this process: ``num_workers=0``) gather batches from this
+        store once they have built a split's worth of windows. Kept for the training pool's splits (a test
+        scenario is read once per detector, and memory follows one scenario at
+        a time) while all stores together hold at most ``graph_cache_windows``
+        windows (0: never); ``None`` when there is none (``build=False``: none
+        built yet), and the loader builds batch by batch as before.
+        :meth:`release_graphs` drops them.
+        """
+        data = self.splits[split]
+        made_from = self._store_of.get(split)
+        if made_from is not None and made_from[0] is data and made_from[1] is self.builder:
+            return self._stores[split]
+        if not build:
+            return None
+        self.release_graphs(split)
+        held = sum(len(s) for s in self._stores.values())
+        if split in self.files.tests or held + len(data) > self.graph_cache_windows:
+            return None
+        builder = self.builder if data.table is None else self.builder.with_reference(data.table)
+        self._stores[split] = GraphStore(builder, data.frames, data.starts)
+        self._store_of[split] = (data, self.builder)
+        return self._stores[split]
+
+    def _stored_graphs(self, split: str, windows: int) -> GraphStore | None:
+        """The split's store for a batch of ``windows``; built once the split's loaders have built
+        as many windows as it holds (a second pass is coming: an epoch, a detector), so a split
+        read once costs nothing extra."""
+        stored = self.graph_store(split, build=False)
+        if stored is not None:
+            return stored
+        data = self.splits[split]
+        seen, built = self._built.get(split, (None, 0))
+        built = (built if seen is data else 0) + windows
+        self._built[split] = (data, built)
+        return self.graph_store(split) if built > len(data) else None
+
+    def release_graphs(self, split: str | None = None) -> None:
+        """Drop the stored graphs of ``split`` (all splits: ``None``)."""
+        for name in [split] if split is not None else list(self._stores):
+            self._stores.pop(name, None)
+            self._store_of.pop(name, None)
+            self._built.pop(name, None)
 
     def train_dataloader(self) -> DataLoader:
         return self.loader("train", shuffle=True, with_reference=False)

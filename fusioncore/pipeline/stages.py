@@ -182,6 +182,7 @@ def score_splits(
                     bar.advance(task)
     finally:
         store.close()
+        dm.release_graphs()  # training and scoring are done with the graphs kept for them
     for split, by_detector in outputs.items():
         ids = [o.window_ids for o in by_detector.values()]
         if any(not np.array_equal(ids[0], other) for other in ids[1:]):
