@@ -38,6 +38,7 @@ from fusioncore.adapt.capture import CaptureStates, SavedAdaptation, fit_capture
 from fusioncore.calibration import PlattScaler
 from fusioncore.contracts import Detector, DetectorOutput, FusionData, FusionStrategy, StateEncoder
 from fusioncore.data.frames import Frames
+from fusioncore.data.graph_features import WindowGraphs
 from fusioncore.data.graphs import WindowGraphBuilder
 from fusioncore.data.windows import validate_starts
 from fusioncore.errors import ConfigError, PluginError
@@ -230,7 +231,7 @@ class ScoringSystem:
 
     def _raw_outputs(self, frames: Frames, starts: np.ndarray, table) -> dict[str, DetectorOutput]:
         builder = self.builder if table is None else self.builder.with_reference(table)
-        return self._run_detectors(builder, frames, starts, starts)
+        return self._run_detectors(builder, frames, starts, starts)[0]
 
     def _fuse(self, outputs: Mapping[str, DetectorOutput]) -> dict[str, np.ndarray]:
         data = fusion_data(outputs, tuple(self.detectors), self.calibrators, self.encoder)
@@ -242,31 +243,48 @@ class ScoringSystem:
         """Every detector's output on the windows at ``starts``, ``batch_size`` windows per pass."""
         starts = validate_starts(frames, starts, self.window_size)
         ids = starts if window_ids is None else _i64(window_ids)
+        return self._adapted_outputs(frames, starts, ids)[0]
+
+    def _adapted_outputs(self, frames: Frames, starts: np.ndarray, ids: np.ndarray, *, explain: bool = False
+                         ) -> tuple[dict[str, DetectorOutput], tuple[np.ndarray, ...] | None]:
+        """:meth:`detector_outputs` (starts validated), and with ``explain`` the windows' top IDs."""
         if self.needs_reference and self.captures is None:
             raise ConfigError(f"this run adapts to each capture ({self.adaptation.adapter.name!r}): "
                               "adapt the system to the capture's reference segment first (adapted_to)")
-        outputs = self._run_detectors(self._builder(), frames, starts, ids)
+        outputs, explained = self._run_detectors(self._builder(), frames, starts, ids, explain=explain)
         if self.captures is None or not self.captures.detector:
-            return outputs
+            return outputs, explained
         capture = self.captures.capture_of(frames, starts)
         return {n: normalise_output(self.adaptation, n, o, *(a[capture] for a in self.captures.detector[n]))
-                if n in self.captures.detector else o for n, o in outputs.items()}
+                if n in self.captures.detector else o for n, o in outputs.items()}, explained
 
     def _run_detectors(self, builder: WindowGraphBuilder, frames: Frames, starts: np.ndarray,
-                       ids: np.ndarray) -> dict[str, DetectorOutput]:
+                       ids: np.ndarray, *, explain: bool = False
+                       ) -> tuple[dict[str, DetectorOutput], tuple[np.ndarray, ...] | None]:
+        # The explanation reads the raw node features of the graphs the detectors saw: built once.
         parts: dict[str, list[DetectorOutput]] = {n: [] for n in self.detectors}
+        explained = []
         with torch.inference_mode():
             for lo in range(0, len(starts), self.batch_size):
-                batch = builder.build(frames, starts[lo:lo + self.batch_size], ids[lo:lo + self.batch_size])
+                batch, graphs = builder.build_with_graphs(
+                    frames, starts[lo:lo + self.batch_size], ids[lo:lo + self.batch_size])
                 for name, model in self.detectors.items():
                     parts[name].append(model.predict_step(batch, 0))
-        return {n: _concat(p, self.detectors[n]) for n, p in parts.items()}
+                if explain:
+                    explained.append(self._explain(builder, graphs))
+        outputs = {n: _concat(p, self.detectors[n]) for n, p in parts.items()}
+        if not explain:
+            return outputs, None
+        if not explained:
+            return outputs, self._explain(builder, None)
+        return outputs, tuple(np.concatenate(part) for part in zip(*explained))
 
     def score(self, frames: Frames, starts: np.ndarray, window_ids: np.ndarray | None = None
               ) -> WindowVerdicts:
         """Verdicts on the windows of ``frames`` starting at rows ``starts`` (all at once)."""
         starts = validate_starts(frames, starts, self.window_size)
-        outputs = self.detector_outputs(frames, starts, window_ids)
+        ids = starts if window_ids is None else _i64(window_ids)
+        outputs, (top_ids, top_unknown, top_dev) = self._adapted_outputs(frames, starts, ids, explain=True)
         names = tuple(self.detectors)
         n, m = len(starts), len(names)
         raw = np.stack([outputs[d].score for d in names], 1).reshape(n, m)
@@ -291,7 +309,6 @@ class ScoringSystem:
             weights = np.zeros((n, m), np.float32)
             weights[:, col] = 1.0
         rows = sliding_window_view(frames.timestamp, self.window_size)[starts] if n else np.zeros((0, 1))
-        top_ids, top_unknown, top_dev = self._explain(frames, starts)
         return WindowVerdicts(
             window_id=starts if window_ids is None else window_ids,
             start_time=rows.min(axis=1, initial=np.inf), end_time=rows.max(axis=1, initial=-np.inf),
@@ -300,16 +317,16 @@ class ScoringSystem:
             top_unknown=top_unknown, top_deviation=top_dev, method=self.method, threshold=self.threshold,
         )
 
-    def _explain(self, frames: Frames, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Up to ``top_k`` CAN IDs per window: unknown ones (most frequent first), then off-period ones."""
-        n, k = len(starts), self.top_k
+    def _explain(self, builder: WindowGraphBuilder, graphs: WindowGraphs | None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Up to ``top_k`` CAN IDs per window of ``graphs`` (raw, as built for the detectors):
+        unknown ones (most frequent first), then off-period ones."""
+        n, k = (graphs.num_graphs if graphs is not None else 0), self.top_k
         ids = np.full((n, k), -1, np.int64)
         unknown = np.zeros((n, k), bool)
         deviation = np.zeros((n, k), np.float32)
         if n == 0:
             return ids, unknown, deviation
-        builder = self._builder()
-        graphs = builder.features(frames, starts)  # raw node features, the detectors' own
         x = graphs.x
         names = next((e for e in _EXPLAIN if set(e) <= set(builder.node_features)), None)
         if names is None:  # a representation without these columns: nothing to name

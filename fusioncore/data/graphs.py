@@ -318,6 +318,12 @@ class WindowGraphBuilder:
         ``window_ids`` label the graphs for row alignment across detectors;
         by default the start rows themselves.
         """
+        return self.build_with_graphs(frames, starts, window_ids)[0]
+
+    def build_with_graphs(
+        self, frames: Frames, starts: np.ndarray, window_ids: np.ndarray | None = None
+    ) -> tuple[Batch, WindowGraphs]:
+        """:meth:`build`, and the raw graphs it normalised (what :meth:`features` returns)."""
         starts = validate_starts(frames, starts, self.spec.size)
         window_ids = starts if window_ids is None else np.asarray(window_ids, np.int64)
         if window_ids.shape != starts.shape:
@@ -331,7 +337,7 @@ class WindowGraphBuilder:
         if self.normalizer is not None:
             x = self.normalizer.normalize_nodes(x)
             edge_attr = self.normalizer.normalize_edges(edge_attr)
-        return graphs_to_batch(graphs, x, edge_attr, label, attack_type, window_ids)
+        return graphs_to_batch(graphs, x, edge_attr, label, attack_type, window_ids), graphs
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """Plain arrays (``np.savez``-safe, no pickle): spec, representation, vocabulary, normaliser.
