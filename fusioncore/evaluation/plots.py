@@ -35,6 +35,12 @@ def _pyplot():
     return plt
 
 
+def _save(fig, path: Path, dpi: int) -> None:
+    # zlib level 1 instead of PIL's default 6: on hcrl_sa's plots the PNGs came out 0-9 % larger
+    # and the plots stage 5-10 % faster (encoding was a tenth of it)
+    fig.savefig(path, dpi=dpi, pil_kwargs={"compress_level": 1})
+
+
 def plot_curves(path: Path, scenario: str, labels: np.ndarray, scores: Mapping[str, np.ndarray]) -> None:
     """ROC and precision-recall curves of every method on one scenario (tie-correct)."""
     plt = _pyplot()
@@ -63,7 +69,7 @@ def plot_curves(path: Path, scenario: str, labels: np.ndarray, scores: Mapping[s
     ax_pr.set(xlabel="recall", ylabel="precision", title=f"precision-recall: {scenario}",
               xlim=(0, 1), ylim=(0, 1.02))
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    _save(fig, path, 110)
     plt.close(fig)
 
 
@@ -154,7 +160,7 @@ def plot_timelines(
                      x=0.01, ha="left")
         fig.tight_layout()
         path = timeline_path(out_dir, evaluation.name, capture)
-        fig.savefig(path, dpi=100)
+        _save(fig, path, 100)
         plt.close(fig)
         paths.append(path)
     return paths
@@ -182,5 +188,5 @@ def plot_policy(path: Path, x: np.ndarray, y: np.ndarray, weight: np.ndarray, *,
     ax.set(xlabel=x_label, ylabel=y_label, title=title)
     ax.grid(True, lw=0.3, alpha=0.5)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    _save(fig, path, 110)
     plt.close(fig)
