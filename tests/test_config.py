@@ -133,3 +133,26 @@ def test_epoch_budgets_reach_the_trainer_settings(registry):
     assert trainer_settings(build_run_config(registry, ["trainer.num_nodes=2"])).num_nodes == 2
     with pytest.raises(ConfigError, match="trainer.num_nodes must be >= 1"):
         build_run_config(registry, ["trainer.num_nodes=0"])
+
+
+def test_runs_train_with_one_torch_thread_unless_told_otherwise(registry, monkeypatch):
+    import torch
+
+    from fusioncore.pipeline.run import _torch_threads
+
+    assert build_run_config(registry).threads is None
+    assert build_run_config(registry, ["threads=0"]).threads == 0
+    with pytest.raises(ConfigError, match="threads must be >= 0"):
+        build_run_config(registry, ["threads=-1"])
+    before = torch.get_num_threads()
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    with _torch_threads(None):  # the default: one thread
+        assert torch.get_num_threads() == 1
+    with _torch_threads(0):  # 0: torch's own choice, left as it was
+        assert torch.get_num_threads() == before
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    with _torch_threads(None):  # the environment said: torch already follows it
+        assert torch.get_num_threads() == before
+    with _torch_threads(2):
+        assert torch.get_num_threads() == 2
+    assert torch.get_num_threads() == before

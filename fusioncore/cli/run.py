@@ -51,7 +51,9 @@ def _common(p: argparse.ArgumentParser, *, fusion: bool) -> None:
     p.add_argument("--store", help="prediction store (default: diskcache)")
     p.add_argument("--errors", choices=("skip", "raise"),
                    help="malformed capture rows: skip and count them (default) or stop naming the line")
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's own choice)")
+    p.add_argument("--threads", type=int,
+                   help="torch CPU threads (default 1, or $OMP_NUM_THREADS where set: batches are small "
+                   "and extra threads stall on a busy machine; 0: torch's own choice)")
     p.add_argument("--accelerator", help="cpu, gpu, auto, ... (default: auto)")
     p.add_argument("--strategy", help="Lightning strategy for detector training, e.g. ddp")
     p.add_argument("--devices", help="number of devices / processes (default 1)")

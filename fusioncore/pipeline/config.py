@@ -251,7 +251,7 @@ def validate_run_config(cfg: DictConfig, registry: Registry) -> None:
     _check(cfg.batch_size >= 1, f"batch_size must be >= 1, got {cfg.batch_size}")
     _check(cfg.window.size >= 2 and cfg.window.stride >= 1,
            f"window.size must be >= 2 and window.stride >= 1, got {cfg.window.size} / {cfg.window.stride}")
-    _check(cfg.threads is None or cfg.threads >= 1, f"threads must be >= 1, got {cfg.threads}")
+    _check(cfg.threads is None or cfg.threads >= 0, f"threads must be >= 0, got {cfg.threads}")
     _check(cfg.data.errors in ("raise", "skip"),
            f"data.errors must be raise or skip, got {cfg.data.errors!r}")
     _check(len(cfg.detectors) > 0, "no detectors chosen; available: " + ", ".join(registry.names("detector")))

@@ -120,7 +120,10 @@ class RunOptions:
     #: several seeds: the whole run per seed, data shared, mean +- std reported (empty: just seed)
     seeds: list[int] = field(default_factory=list)
     batch_size: int = 256
-    #: torch CPU threads for training and scoring (None: torch's default)
+    #: torch CPU threads for training and scoring. None (default): 1, or what OMP_NUM_THREADS says
+    #: where it is set; 0: torch's own choice (one per core). Window-graph batches are small, and on
+    #: a 2-core machine shared with other work two threads made a training step 5-20x slower
+    #: than one (docs/run.md)
     threads: int | None = None
     window: WindowConf = field(default_factory=WindowConf)
     split: SplitConf = field(default_factory=SplitConf)

@@ -11,6 +11,7 @@ into ``report["timings"]``.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -59,9 +60,13 @@ class RunResult:
 
 @contextlib.contextmanager
 def _torch_threads(threads: int | None) -> Iterator[None]:
+    """``threads`` torch threads inside; None: 1 unless ``OMP_NUM_THREADS`` is set (torch follows
+    it then); 0: torch's own choice."""
     import torch
 
     before = torch.get_num_threads()
+    if threads is None and not os.environ.get("OMP_NUM_THREADS"):
+        threads = 1
     if threads:
         torch.set_num_threads(int(threads))
     try:
