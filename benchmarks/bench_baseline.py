@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from .bench_scoring import write_first_windows
@@ -21,13 +22,27 @@ from .system import REPO, DataSource
 PROBE_BATCH_SIZES = (64, 256, 1024)
 
 
+def _warmup_windows(capture: Path, size: int = 100) -> int:
+    """Windows of ``size`` rows in the capture's first DEFAULT_WARMUP_S seconds (its reference segment)."""
+    from fusioncore.adapt.base import DEFAULT_WARMUP_S
+    from fusioncore.data.formats import read_capture
+
+    stamps = read_capture(capture).frames.timestamp
+    late = np.flatnonzero(stamps > stamps[0] + DEFAULT_WARMUP_S) if len(stamps) else np.zeros(0, np.int64)
+    rows = int(late[0]) if late.size else len(stamps)
+    return -(-rows // size)
+
+
 def test_side_by_side(pytestconfig: pytest.Config, source: DataSource, sizes: BenchSizes, bench_env: Path,
                       git_stamp, tmp_path_factory, side_by_side_result):
     if source.name != "hcrl_sa":
         pytest.fail("--baseline compares on hcrl_sa: ../shared/data/can-train-and-test/hcrl_sa not found")
     keep = pytestconfig.getoption("--baseline-dir")
     workdir = tmp_path_factory.mktemp("side-by-side")
-    capture = write_first_windows(source.capture, sizes.scoring_windows, 100, workdir / "capture.csv")
+    # at least the default warm-up's windows too: a run that adapts to each capture scores none
+    # before its reference segment (the smoke mode's few windows are shorter than that)
+    windows = max(sizes.scoring_windows, _warmup_windows(source.capture) + 2)
+    capture = write_first_windows(source.capture, windows, 100, workdir / "capture.csv")
     here = Side.here(REPO, git_stamp.get("commit"))
     batch_sizes = [b for b in PROBE_BATCH_SIZES if b <= sizes.scoring_windows] or [1]
     try:
@@ -45,6 +60,6 @@ def test_side_by_side(pytestconfig: pytest.Config, source: DataSource, sizes: Be
     found["baseline"] = {"requested": pytestconfig.getoption("--baseline"), "commit": base.commit,
                          "env": pytestconfig.getoption("--baseline-env"),
                          "dir": f"`{keep}` (kept)" if keep else "a temporary folder (removed afterwards)"}
-    found["capture_windows"] = sizes.scoring_windows
+    found["capture_windows"] = windows
     side_by_side_result.update(found)
     assert all(len(s["rounds"]) == len(found["order"]) // 2 for s in found["sides"].values())
