@@ -119,3 +119,15 @@ def test_attack_windows_reach_the_fusion_and_validation_of_a_local_dataset(tmp_p
     summary = dm.split_summary()
     assert all(summary[s].attack_windows > 0 for s in ("train", "fusion", "val"))
     assert np.all(np.diff(dm.splits["val"].starts) > 0)
+
+
+def test_tables_to_a_file_or_pipe_are_wide_enough_not_to_elide_cells(monkeypatch):
+    """Rich's 80 columns for non-terminals cut the split table's attack types to '…' in CI logs."""
+    import io
+
+    from fusioncore import cli
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    assert cli._width(io.StringIO()) == cli.FILE_WIDTH
+    monkeypatch.setenv("COLUMNS", "100")
+    assert cli._width(io.StringIO()) is None  # the user's choice; rich reads it

@@ -9,6 +9,7 @@ with status 2; anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -41,13 +42,27 @@ def command(name: str, help: str):
     return wrap
 
 
+#: Table width when the output is a file or a pipe (a CI log, ``| tee``): rich would use 80
+#: columns and elide the cells of wide tables (the split table's attack types) as "…".
+FILE_WIDTH = 160
+
+
+def _width(stream) -> int | None:
+    if os.environ.get("COLUMNS"):
+        return None  # rich reads it itself
+    try:
+        return None if stream.isatty() else FILE_WIDTH
+    except (AttributeError, ValueError):  # a replaced or closed stream
+        return FILE_WIDTH
+
+
 def _stdout() -> Console:
-    return Console(soft_wrap=True, emoji=False)
+    return Console(soft_wrap=True, emoji=False, width=_width(sys.stdout))
 
 
 def _stderr() -> Console:
     # emoji off: ":x:" in a file name or message must print as written
-    return Console(stderr=True, soft_wrap=True, emoji=False)
+    return Console(stderr=True, soft_wrap=True, emoji=False, width=_width(sys.stderr))
 
 
 # -------------------------------------------------------------------- main
