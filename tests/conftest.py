@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import threading
 from pathlib import Path
 
 import pytest
@@ -29,6 +31,22 @@ def _isolated_cache(tmp_path_factory):
     """
     with redirected_dirs(tmp_path_factory.getbasetemp() / "fusioncore"):
         yield
+
+
+@pytest.fixture(autouse=True)
+def _default_sigint():
+    """Every test starts with Python's own SIGINT handler.
+
+    Lightning sets SIGINT to SIG_IGN when a KeyboardInterrupt reaches
+    ``Trainer.fit`` (a guard for its teardown) and leaves it so; the pipeline
+    restores it (fusioncore.pipeline.engine), but an in-process test that
+    interrupts some other trainer would leave every later Ctrl-C test of the
+    session ignoring its interrupt and waiting for frames forever (seen in CI:
+    test_detect's Ctrl-C test hung after the slow tests before it ran).
+    """
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
 
 
 def pytest_addoption(parser):
