@@ -10,9 +10,9 @@ and calls the hook below, which registers the detector under the name
 """
 
 from fusioncore import hookimpl
-from fusioncore_iat.detector import DEFAULT_FEATURES, IATDetector
+from fusioncore_iat.detector import DEFAULT_FEATURES, RELATIVE_FEATURES, IATDetector
 
-__all__ = ["DEFAULT_FEATURES", "FUSIONCORE_HOOK_API", "IATDetector", "__version__"]
+__all__ = ["DEFAULT_FEATURES", "FUSIONCORE_HOOK_API", "RELATIVE_FEATURES", "IATDetector", "__version__"]
 
 __version__ = "0.1.0"
 

@@ -41,10 +41,13 @@ import torch
 
 from fusioncore import ConfigError, Detector, DetectorOutput, GraphSchema
 
-__all__ = ["DEFAULT_FEATURES", "IATDetector"]
+__all__ = ["DEFAULT_FEATURES", "RELATIVE_FEATURES", "IATDetector"]
 
 #: Node features profiled per ID (names from ``fusioncore.data.graph_features.NODE_FEATURES``).
 DEFAULT_FEATURES: tuple[str, ...] = ("iat_vs_period", "iat_std", "count_share")
+#: The same signals in profile-relative graphs (the default ``profile`` adapter, docs/adaptation.md):
+#: interval and jitter relative to the capture's own vehicle profile.
+RELATIVE_FEATURES: tuple[str, ...] = ("period_ratio", "jitter_ratio", "count_share")
 _COMPONENTS = ("iat_deviation", "iat_deviation_max", "unknown_id_rate", "missing_id_surprise")
 
 
@@ -56,7 +59,9 @@ def _as_schema(schema: GraphSchema | Mapping[str, Any]) -> GraphSchema:
 class IATDetector(Detector):
     """Unsupervised timing-profile detector; score = largest calibrated z of four window signals.
 
-    Parameters: ``features`` (node features profiled per ID), ``min_std``
+    Parameters: ``features`` (node features profiled per ID; default
+    :data:`DEFAULT_FEATURES`, or :data:`RELATIVE_FEATURES` where the graphs are
+    profile-relative), ``min_std``
     (floor on a per-ID standard deviation, in normalised feature units, so an
     ID whose timing never varied in training does not turn jitter into huge
     z-scores), ``z_cap`` (per-node z-scores are clipped there) and
@@ -70,13 +75,16 @@ class IATDetector(Detector):
     def __init__(
         self,
         schema: GraphSchema | Mapping[str, Any],
-        features: Sequence[str] = DEFAULT_FEATURES,
+        features: Sequence[str] | None = None,
         min_std: float = 0.1,
         z_cap: float = 20.0,
         component_min_std: float = 0.01,
     ) -> None:
         super().__init__()
         self.schema = _as_schema(schema)
+        if features is None:  # whichever timing features this run's graphs carry
+            relative = not set(DEFAULT_FEATURES) <= set(self.schema.node_features)
+            features = RELATIVE_FEATURES if relative else DEFAULT_FEATURES
         features = tuple(str(f) for f in features)
         missing = [f for f in features if f not in self.schema.node_features]
         if not features or missing:

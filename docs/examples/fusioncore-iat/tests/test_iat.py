@@ -70,3 +70,17 @@ def test_a_slowed_down_id_raises_the_timing_deviation(trained):
 def test_unknown_feature_names_are_refused_with_the_choices():
     with pytest.raises(ConfigError, match="no_such_feature.*available: count_share"):
         IATDetector(tiny_dataset().schema, features=["no_such_feature"])
+
+
+def test_profile_relative_graphs_get_the_relative_timing_features():
+    """Under the default `profile` adapter the graphs carry period_ratio / jitter_ratio instead."""
+    import attrs
+    from fusioncore_iat import RELATIVE_FEATURES
+
+    schema = tiny_dataset().schema
+    rename = {"iat_vs_period": "period_ratio", "iat_std": "jitter_ratio"}
+    names = [rename.get(n, n) for n in schema.node_features]
+    relative = attrs.evolve(schema, node_features=tuple(names))
+    detector = IATDetector(relative)
+    assert detector.hparams["features"] == list(RELATIVE_FEATURES)
+    assert IATDetector(schema).hparams["features"] == ["iat_vs_period", "iat_std", "count_share"]
