@@ -231,3 +231,17 @@ def test_a_capture_shorter_than_its_reference_segment_fails_alone(quick_run, fle
     assert _score(quick_run, tmp_path / "w", str(short), extra=["--warmup", "1"]) == 0
     row = read_summary_row(tmp_path / "w" / "short.csv.parquet")
     assert row["error"] is None and row["reference_windows"] > 0 and row["windows"] > 0
+
+
+def test_ctrl_c_while_scoring_exits_130_and_leaves_sigint_as_it_was(quick_run, fleet, tmp_path, monkeypatch):
+    """Lightning turns Ctrl-C in Trainer.predict into sys.exit(1) and ignores SIGINT afterwards."""
+    import signal
+
+    from fusioncore.fleet import scorer
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(scorer, "score_capture", interrupted)
+    assert _score(quick_run, tmp_path / "v", str(fleet)) == 130
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -21,6 +21,7 @@ from fusioncore.errors import ConfigError
 from fusioncore.fleet.captures import CaptureList, find_captures, first_item, verdict_names
 from fusioncore.fleet.scorer import FleetProgress, FleetScorer, describe_alarm
 from fusioncore.fleet.summary import collect_rows, write_summary
+from fusioncore.pipeline.engine import interruptible
 from fusioncore.pipeline.resources import memory_report
 
 __all__ = ["FleetResult", "alarm_stage", "score_fleet"]
@@ -134,7 +135,8 @@ def score_fleet(
     timings["load"] = time.perf_counter() - start
     start = time.perf_counter()
     loader = DataLoader(CaptureList(len(captures)), batch_size=1, collate_fn=first_item)
-    trainer.predict(scorer, dataloaders=loader, return_predictions=False)
+    # Ctrl-C stays a KeyboardInterrupt (exit 130) and SIGINT is not left ignored by Lightning
+    interruptible(trainer.predict, trainer, scorer, dataloaders=loader, return_predictions=False)
     timings["score"] = time.perf_counter() - start
     if not trainer.is_global_zero:
         return FleetResult(Path(out), False)
