@@ -38,21 +38,13 @@ class FleetResult:
 
 
 def _trainer(accelerator: str, devices: int | str, num_nodes: int, strategy: str, callbacks: list):
-    import pytorch_lightning as pl
+    from fusioncore.pipeline.engine import lightning_trainer
 
-    from fusioncore.pipeline.engine import quiet_lightning
-
-    quiet_lightning()
-    try:
-        return pl.Trainer(accelerator=accelerator, devices=devices, num_nodes=num_nodes, strategy=strategy,
-                          logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                          enable_model_summary=False, callbacks=callbacks)
-    except KeyboardInterrupt:
-        raise
-    except Exception as exc:  # Lightning's MisconfigurationException, ValueError, RuntimeError ...
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"accelerator={accelerator!r} devices={devices!r} num_nodes={num_nodes} "
-                          f"strategy={strategy!r} cannot run here: {first}") from None
+    return lightning_trainer(
+        f"accelerator={accelerator!r} devices={devices!r} num_nodes={num_nodes} strategy={strategy!r}",
+        accelerator=accelerator, devices=devices, num_nodes=num_nodes, strategy=strategy, logger=False,
+        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+        callbacks=callbacks)
 
 
 def alarm_stage(bundle: Any, spec: str | None, registry: Any) -> Any:

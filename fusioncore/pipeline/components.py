@@ -22,7 +22,7 @@ from fusioncore.contracts import GraphSchema
 from fusioncore.data.graphs import EDGE_FEATURES, NODE_FEATURES
 from fusioncore.errors import ConfigError, FusionCoreError, PluginError
 from fusioncore.pipeline.config import build, component_params
-from fusioncore.pipeline.engine import TrainerSettings, quiet_lightning
+from fusioncore.pipeline.engine import TrainerSettings, lightning_trainer
 from fusioncore.registry import Registry
 
 __all__ = ["Components", "DetectorSpec", "check_trainer", "resolve_components", "trainer_settings"]
@@ -88,19 +88,12 @@ def trainer_settings(cfg: DictConfig) -> TrainerSettings:
 
 def check_trainer(settings: TrainerSettings) -> None:
     """Build (and discard) a Trainer with the run's accelerator, devices and strategy."""
-    import pytorch_lightning as pl
-
-    quiet_lightning()
-    try:
-        pl.Trainer(accelerator=settings.accelerator, devices=settings.devices, strategy=settings.strategy,
-                   num_nodes=settings.num_nodes, logger=False, enable_checkpointing=False,
-                   enable_progress_bar=False, enable_model_summary=False, max_epochs=1)
-    except KeyboardInterrupt:
-        raise
-    except Exception as exc:  # Lightning's MisconfigurationException, ValueError, RuntimeError ...
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"trainer: accelerator={settings.accelerator!r} devices={settings.devices!r} "
-                          f"strategy={settings.strategy!r} cannot run here: {first}") from None
+    lightning_trainer(
+        f"trainer: accelerator={settings.accelerator!r} devices={settings.devices!r} "
+        f"strategy={settings.strategy!r}",
+        accelerator=settings.accelerator, devices=settings.devices, strategy=settings.strategy,
+        num_nodes=settings.num_nodes, logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, max_epochs=1)
 
 
 def _checked(what: str, make: Callable[[], Any]) -> Any:

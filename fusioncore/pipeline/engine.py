@@ -34,7 +34,9 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
-__all__ = ["TrainerSettings", "interruptible", "log_version", "make_trainer", "quiet_lightning"]
+from fusioncore.errors import ConfigError
+
+__all__ = ["TrainerSettings", "interruptible", "lightning_trainer", "log_version", "make_trainer", "quiet_lightning"]
 
 T = TypeVar("T")
 
@@ -71,6 +73,21 @@ def quiet_lightning() -> None:
     # Under DDP every rank validates the whole validation split (it is not sharded), so val_loss
     # needs no sync; the epoch train_loss in the logs is rank 0's share of the batches.
     warnings.filterwarnings("ignore", message=r".*sync_dist=True.*")
+
+
+def lightning_trainer(describe: str, **kwargs: Any) -> pl.Trainer:
+    """``pl.Trainer(**kwargs)``, quietly; a configuration Lightning refuses is a one-line ``ConfigError``.
+
+    ``describe`` names the settings in the message (``accelerator='gpu' devices=1 ...``).
+    """
+    quiet_lightning()
+    try:
+        return pl.Trainer(**kwargs)
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # Lightning's MisconfigurationException, ValueError, RuntimeError ...
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"{describe} cannot run here: {first}") from None
 
 
 def log_version() -> str:
