@@ -36,7 +36,9 @@ from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
 from fusioncore.errors import ConfigError
 
-__all__ = ["TrainerSettings", "interruptible", "lightning_trainer", "log_version", "make_trainer", "quiet_lightning"]
+__all__ = [
+    "TrainerSettings", "interruptible", "lightning_trainer", "log_version", "make_trainer", "quiet_lightning",
+]
 
 T = TypeVar("T")
 
