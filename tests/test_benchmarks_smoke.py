@@ -64,7 +64,10 @@ def test_side_by_side_runs_and_is_summarised(tmp_path, shared_data):
     assert set(side["sides"]) == {"this tree", f"baseline {side['baseline']['commit'][:7]}"}
     for figures in side["sides"].values():
         (only,) = figures["rounds"]
-        assert only["run_wall"] > 0 and set(only["train"]) == {"vgae", "gat"}
+        assert only["run_wall"] > 0 and set(only["train"]) == {"vgae", "gat", "all detectors together"}
+        together = only["train"]["all detectors together"]
+        assert together["windows"] == only["train"]["vgae"]["windows"] + only["train"]["gat"]["windows"]
+        assert 0 < together["seconds"] <= only["train"]["vgae"]["seconds"] + only["train"]["gat"]["seconds"]
         assert only["latency"]["calls"] == 3 and only["scoring"]
     proc = _run("-m", "benchmarks.summarize", str(results), "--out", str(summary))
     assert proc.returncode == 0, proc.stderr
@@ -72,6 +75,7 @@ def test_side_by_side_runs_and_is_summarised(tmp_path, shared_data):
     assert "## Side by side: this tree vs baseline" in text
     row = r"\| full `fusioncore run`, wall time \| [\d.]+ s \| [\d.]+ s \| \*\*[\d.]+x\*\* \|"
     assert re.search(row, text)
+    assert "| all detectors together training throughput |" in text
 
 
 # ------------------------------------------------------------------ summary

@@ -59,6 +59,9 @@ def _common(p: argparse.ArgumentParser, *, fusion: bool) -> None:
     p.add_argument("--devices", help="number of devices / processes (default 1)")
     p.add_argument("--num-nodes", type=int, help="machines taking part in detector training (default 1)")
     p.add_argument("--max-epochs", type=int, help="detector training epochs (trainer.max_epochs)")
+    p.add_argument("--jobs", type=int, metavar="N",
+                   help="detectors trained (and scored) at once, one process each (trainer.jobs; default 0: "
+                   "as many as the cores allow at --threads per process; 1: one after another)")
     p.add_argument("--resume", action="store_true",
                    help="continue the interrupted run of --out (same config and seed) from its checkpoints")
     p.add_argument("-m", "--multirun", action="store_true",
@@ -82,7 +85,7 @@ def _base(args: argparse.Namespace, *, fusion: bool) -> dict:
         if not base["fusions"]:
             raise ConfigError("--fusion is empty")
     trainer: dict = {}
-    for opt in ("accelerator", "strategy", "max_epochs", "num_nodes"):
+    for opt in ("accelerator", "strategy", "max_epochs", "num_nodes", "jobs"):
         if getattr(args, opt) is not None:
             trainer[opt] = getattr(args, opt)
     if args.devices is not None:
@@ -155,7 +158,8 @@ def _print_summary(report: dict, out_dir: Path) -> None:
     console.print(summary_table(report))
     cache = report["prediction_cache"]
     console.print(f"prediction store: {cache['hits']} hits, {cache['misses']} misses; artifacts in {out_dir}")
-    console.print(format_resources(report["timings"], report["memory"]), highlight=False)
+    console.print(format_resources(report["timings"], report["memory"],
+                                   overlapping=report.get("timings_overlapping")), highlight=False)
     _print_data_notes(report.get("data", {}))
 
 

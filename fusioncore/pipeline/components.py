@@ -113,6 +113,9 @@ def resolve_components(cfg: DictConfig, registry: Registry) -> Components:
     if settings.strategy.startswith("ddp") and str(settings.devices) == "1" and settings.num_nodes == 1:
         raise ConfigError("--strategy ddp needs --devices 2 or more")
     check_trainer(settings)
+    if int(cfg.trainer.jobs) < 0:
+        raise ConfigError(f"trainer.jobs must be 0 (as many as the cores allow) or a positive number, "
+                          f"got {cfg.trainer.jobs}")
     detectors: dict[str, DetectorSpec] = {}
     for name in cfg.detectors:
         cls = registry.get("detector", name)

@@ -51,6 +51,7 @@ __all__ = [
     "CheckpointKeyError",
     "PredictResult",
     "TrainedDetector",
+    "find_reusable",
     "load_detector",
     "predict_split",
     "prediction_key",
@@ -231,14 +232,11 @@ def train_or_reuse(
             # detector, before anything uses this untrained model
             return TrainedDetector(name, build(dm.schema), dict(params), 0.0, False, None, processes=0)
         run_worker_job(FitJob.from_json(job), build, params, getattr(cls, "supervised", True), dm)
-    key = _reuse_key(name, cls, params, dm.fingerprint(train_split), seed, settings)
-    cache = _detector_cache()
-    cached = cache / f"{label}-{key[:24]}.pt" if cache is not None else None
-    if reuse and cached is not None and cached.exists():
-        model = _load_cached(cached, cls, key)
-        if model is not None:
-            log.info("reusing trained %s from %s", label, cached)
-            return TrainedDetector(name, model, dict(params), 0.0, True, cached, processes=0)
+    key, cached = _cache_slot(name, cls, params, dm, settings, seed, train_split, label)
+    if reuse:
+        found = _reused(name, cls, params, cached, key, label)
+        if found is not None:
+            return found
     ckpt_path = resume_checkpoint(out_dir, label, resume)
     job = FitJob(name=label, params=dict(params), seed=int(seed), data=dm.fingerprint(train_split),
                  settings=attrs.asdict(settings), out_dir=str(out_dir) if out_dir else None,
@@ -252,6 +250,34 @@ def train_or_reuse(
         kept = _cache_detector(cached, model, name, params, dm.schema, key)
     return TrainedDetector(name, model, dict(params), seconds, False, kept, processes,
                            resumed=ckpt_path is not None)
+
+
+def _cache_slot(name: str, cls: type, params: Mapping[str, Any], dm: CANDataModule, settings: TrainerSettings,
+                seed: int, train_split: str, label: str) -> tuple[str, Path | None]:
+    """The reuse-cache key of a training, and its file (None: no cache)."""
+    key = _reuse_key(name, cls, params, dm.fingerprint(train_split), seed, settings)
+    cache = _detector_cache()
+    return key, (cache / f"{label}-{key[:24]}.pt" if cache is not None else None)
+
+
+def _reused(name: str, cls: type, params: Mapping[str, Any], cached: Path | None, key: str,
+            label: str) -> TrainedDetector | None:
+    if cached is None or not cached.exists():
+        return None
+    model = _load_cached(cached, cls, key)
+    if model is None:
+        return None
+    log.info("reusing trained %s from %s", label, cached)
+    return TrainedDetector(name, model, dict(params), 0.0, True, cached, processes=0)
+
+
+def find_reusable(name: str, cls: type, params: Mapping[str, Any], dm: CANDataModule,
+                  settings: TrainerSettings, *, seed: int = 0, train_split: str = "train",
+                  label: str | None = None) -> TrainedDetector | None:
+    """The detector :func:`train_or_reuse` would load from the cache instead of training, or None."""
+    label = label or name
+    key, cached = _cache_slot(name, cls, params, dm, settings, seed, train_split, label)
+    return _reused(name, cls, params, cached, key, label)
 
 
 def prediction_key(detector_fingerprint: str, data_fingerprint: str, split: str) -> str:

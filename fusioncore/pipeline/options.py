@@ -76,6 +76,9 @@ class TrainerConf:
     windows_per_epoch: int = 10_000
     #: validation windows for early stopping: a fixed subset spread over the block; 0: all
     val_windows: int = 5_000
+    #: detectors trained at once, one process each (0: as many as the cores allow at `threads`
+    #: torch threads per process; 1: one after another; fusioncore.pipeline.concurrent)
+    jobs: int = 0
     progress: bool = True
     resume: bool = False  #: continue an interrupted training of this --out
 

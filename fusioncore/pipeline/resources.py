@@ -43,9 +43,15 @@ def memory_report(by_stage: Mapping[str, int] | None = None, *, children: bool =
     return out
 
 
-def format_resources(timings: Mapping[str, float], memory: Mapping[str, Any], *, top: int = 6) -> str:
-    """Two lines for a console: the stages that took longest, and peak memory."""
-    total = sum(timings.values())
+def format_resources(timings: Mapping[str, float], memory: Mapping[str, Any], *, top: int = 6,
+                     overlapping: Mapping[str, Any] | None = None) -> str:
+    """Two lines for a console: the stages that took longest, and peak memory.
+
+    ``overlapping`` (report.json ``timings_overlapping``): enclosing timing -> the timings that
+    ran side by side inside it, left out of the total.
+    """
+    inner = {name for names in (overlapping or {}).values() for name in names}
+    total = sum(v for k, v in timings.items() if k not in inner)
     ranked = sorted(timings.items(), key=lambda kv: -kv[1])[:top]
     parts = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in ranked)
     rest = len(timings) - len(ranked)

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from fusioncore.evaluation.plots import plot_curves, plot_policy, plot_timelines
 from fusioncore.evaluation.report import evaluation_report, write_report
 from fusioncore.pipeline.bundle import ComponentSpec, RunBundle
 from fusioncore.pipeline.components import resolve_components
+from fusioncore.pipeline.concurrent import concurrent_jobs, run_lanes
 from fusioncore.pipeline.distributed import is_ddp_worker
 from fusioncore.pipeline.folder import RunFolder
 from fusioncore.pipeline.fusion_set import assemble, prepare_fusion_set
@@ -108,11 +110,14 @@ def run_pipeline(
             report = first.report if len(runs) == 1 else aggregate_seeds([r.report for r in runs])
             report["data"]["warnings"] = split_warnings
             with ctx.timed("plots"):
-                draw_plots(folder.path, dm, first, components)
+                draw_plots(folder.path, dm, first, components,
+                           jobs=concurrent_jobs(int(cfg.trainer.jobs), 2, components.settings))
             make_bundle(ctx, dm, first).save(folder.path)
             report["timings"] = {k: round(v, 3) for k, v in ctx.seconds.items()}
+            if ctx.overlapping:  # e.g. train.vgae and train.gat ran side by side, inside `train`
+                report["timings_overlapping"] = {k: list(v) for k, v in ctx.overlapping.items()}
             ddp = any(t.processes > 1 for r in runs for t in r.trained.values())
-            report["memory"] = memory_report(ctx.peaks, children=ddp)
+            report["memory"] = memory_report(ctx.peaks, children=ddp or bool(ctx.child_peaks))
             write_report(folder.path, report)
         out = folder.commit({"command": command, "dataset": str(cfg.dataset), "seeds": list(seeds)})
     call_lifecycle(plugins, "fusioncore_run_finished", run=info, report=report)
@@ -195,13 +200,19 @@ def _run_facts(cfg: DictConfig, dm: CANDataModule, trained, scores: DetectorScor
 
 
 # ------------------------------------------------------------ artifacts
-def draw_plots(folder: Path, dm: CANDataModule, run: SeedRun, components) -> None:
-    """Curves and timelines of every test scenario, and the fusions' policy maps (first seed)."""
+def draw_plots(folder: Path, dm: CANDataModule, run: SeedRun, components, *, jobs: int = 1) -> None:
+    """Curves and timelines of every test scenario, and the fusions' policy maps (first seed).
+
+    ``jobs`` > 1 draws them in that many processes (each figure is its own file).
+    """
     detectors = list(components.detectors)
-    for name, evaluation in run.tests.items():
+    figures: dict[str, Callable[[], None]] = {}
+    for name, evaluation in run.tests.items():  # timelines first: the costliest, spread over the lanes
+        figures[f"timelines {name}"] = partial(plot_timelines, folder, evaluation)
+    for name in run.tests:
         scored = run.fused.splits[name]  # the windows the methods score (fusioncore.adapt)
-        plot_curves(folder / f"curves_{name}.png", name, scored.labels, run.fused.methods[name])
-        plot_timelines(folder, evaluation)
+        figures[f"curves {name}"] = partial(plot_curves, folder / f"curves_{name}.png", name, scored.labels,
+                                            run.fused.methods[name])
     if run.fused.policies:
         first, last = detectors[0], detectors[-1]
         outputs = run.scores.outputs
@@ -209,7 +220,8 @@ def draw_plots(folder: Path, dm: CANDataModule, run: SeedRun, components) -> Non
     for i, (name, alpha) in enumerate(run.fused.policies.items()):
         target = folder / ("policy.png" if i == 0 else f"policy_{name}.png")
         shown = list(alpha)
-        plot_policy(
+        figures[f"policy {name}"] = partial(
+            plot_policy,
             target,
             # the policies cover the scored windows only (no reference window, fusioncore.adapt)
             np.concatenate([outputs[s][first].score[dm.splits[s].scored] for s in shown]),
@@ -219,6 +231,13 @@ def draw_plots(folder: Path, dm: CANDataModule, run: SeedRun, components) -> Non
             weight_label=f"weight on {last} (0: trusts {first} alone, 1: {last} alone)",
             title=f"{name}: whom it trusts, validation and test windows",
         )
+    jobs = min(jobs, len(figures))
+    if jobs <= 1:
+        for draw in figures.values():
+            draw()
+        return
+    run_lanes(list(figures), jobs, lambda f: figures[f](), lambda f: figures[f](), pack=lambda _r, _s: None,
+              unpack=lambda _f, _d: None, what="drawing")
 
 
 def make_bundle(ctx: RunContext, dm: CANDataModule, run: SeedRun) -> RunBundle:

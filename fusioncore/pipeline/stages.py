@@ -30,7 +30,9 @@ from fusioncore.errors import PluginError
 from fusioncore.evaluation import best_mcc_threshold
 from fusioncore.paths import data_root
 from fusioncore.pipeline.components import Components
-from fusioncore.pipeline.detectors import TrainedDetector, predict_split, train_or_reuse
+from fusioncore.pipeline.concurrent import concurrent_jobs, run_lanes
+from fusioncore.pipeline.detectors import TrainedDetector, find_reusable, predict_split, train_or_reuse
+from fusioncore.pipeline.engine import TrainerSettings
 from fusioncore.pipeline.fusion_set import INJECTED_SPLIT, FusionSet
 from fusioncore.pipeline.resources import peak_rss_bytes
 from fusioncore.pipeline.run_info import RunInfo
@@ -78,6 +80,10 @@ class RunContext:
     seconds: dict[str, float] = attrs.field(factory=dict)
     #: peak RSS (bytes) of the process as it stood when each timed block / stage ended
     peaks: dict[str, int] = attrs.field(factory=dict)
+    #: timings that ran side by side inside another: enclosing timing -> those inside it
+    overlapping: dict[str, list[str]] = attrs.field(factory=dict)
+    #: peak RSS (bytes) of each process that trained or scored beside the run (concurrent work)
+    child_peaks: dict[str, int] = attrs.field(factory=dict)
 
     @property
     def cfg(self):
@@ -130,16 +136,82 @@ def load_data(ctx: RunContext) -> CANDataModule:
 
 # -------------------------------------------------------------- detectors
 def train_detectors(ctx: RunContext, dm: CANDataModule, seed: int) -> dict[str, TrainedDetector]:
-    """Train (or reuse from the cache) every detector on the detector block."""
-    trained = {}
-    for name, spec in ctx.components.detectors.items():
+    """Train (or reuse from the cache) every detector on the detector block.
+
+    Detectors still to train train side by side, one process each, where the
+    machine has the cores (``trainer.jobs``, :mod:`fusioncore.pipeline.concurrent`).
+    """
+    comps = ctx.components
+    settings, resume = comps.settings, bool(ctx.cfg.trainer.resume)
+
+    def train(name: str, with_settings: TrainerSettings = settings, *, reuse: bool = True) -> TrainedDetector:
+        spec = comps.detectors[name]
+        return train_or_reuse(name, spec.cls, spec.params, dm, with_settings, out_dir=ctx.folder, seed=seed,
+                              resume=resume, factory=spec.factory, reuse=reuse)
+
+    trained: dict[str, TrainedDetector] = {}
+    pending = []
+    # torch's thread setting is the run's here (fusioncore.pipeline.run): that many cores per process
+    jobs = 1 if resume else concurrent_jobs(int(ctx.cfg.trainer.jobs), len(comps.detectors), settings)
+    if jobs > 1:  # what the cache holds is loaded here; only the rest is worth a process
+        for name, spec in comps.detectors.items():
+            with ctx.timed(f"train.{name}"):
+                found = find_reusable(name, spec.cls, spec.params, dm, settings, seed=seed)
+            if found is not None:
+                trained[name] = found
+            else:
+                pending.append(name)
+        jobs = concurrent_jobs(int(ctx.cfg.trainer.jobs), len(pending), settings)
+    if jobs > 1:
+        trained.update(_train_concurrently(ctx, dm, pending, jobs, train))
+        return {name: trained[name] for name in comps.detectors}
+    for name in comps.detectors:
+        if name in trained:
+            continue
         with ctx.timed(f"train.{name}"):
-            trained[name] = train_or_reuse(
-                name, spec.cls, spec.params, dm, ctx.components.settings, out_dir=ctx.folder, seed=seed,
-                resume=bool(ctx.cfg.trainer.resume), factory=spec.factory,
-            )
+            trained[name] = train(name)
         dm.release_pages()  # training touched much of the pool; the next stage reads other splits
     return trained
+
+
+def _train_concurrently(ctx: RunContext, dm: CANDataModule, pending: list[str], jobs: int,
+                        train: Callable[..., TrainedDetector]) -> dict[str, TrainedDetector]:
+    """``pending`` in ``jobs`` processes; timings: ``train`` (the wall time of it all) and each
+    detector's own ``train.<name>``, listed in ``ctx.overlapping["train"]``."""
+    comps = ctx.components
+    quiet = attrs.evolve(comps.settings, progress=False)  # one progress bar on the console: this process's
+
+    def announce(lanes: list[list[str]]) -> None:
+        if comps.settings.progress and ctx.observed:
+            from fusioncore.cli import _stderr
+
+            others = ", ".join(" then ".join(lane) for lane in lanes[1:])
+            _stderr().print(f"training {' then '.join(lanes[0])} here and {others} in "
+                            f"{len(lanes) - 1} more process{'es' if len(lanes) > 2 else ''} "
+                            "(trainer.jobs=1: one after another)")
+
+    def here(name: str) -> TrainedDetector:
+        with ctx.timed(f"train.{name}"):
+            return train(name, reuse=False)
+
+    with ctx.timed("train"):
+        mine, theirs = run_lanes(pending, jobs, here, lambda name: train(name, quiet, reuse=False),
+                                 on_start=announce)
+    out: dict[str, TrainedDetector] = dict(mine)
+    for name, res in theirs.items():
+        spec = comps.detectors[name]
+        model = spec.factory(dm.schema)
+        model.load_state_dict(res.state)
+        model.eval()
+        out[name] = TrainedDetector(name, model, dict(spec.params), res.seconds, False,
+                                    Path(res.checkpoint) if res.checkpoint else None, res.processes,
+                                    resumed=res.resumed)
+        ctx.seconds[f"train.{name}"] = res.stage_seconds
+        ctx.child_peaks[name] = res.peak_rss  # report.json memory.children_peak_rss_mb
+        ctx.peaks[f"train.{name}"] = peak_rss_bytes()  # this process's, as for every stage
+    ctx.overlapping["train"] = [f"train.{name}" for name in pending]
+    dm.release_pages()
+    return out
 
 
 @attrs.frozen(eq=False)
@@ -163,31 +235,73 @@ def scored_splits(dm: CANDataModule) -> list[str]:
 def score_splits(
     ctx: RunContext, dm: CANDataModule, trained: Mapping[str, TrainedDetector]
 ) -> DetectorScores:
-    """Each detector's output per split, from the prediction store when it is there."""
+    """Each detector's output per split, from the prediction store when it is there.
+
+    Detectors score side by side, one process each, where training would
+    (``trainer.jobs``); timings: ``predict.<name>`` each, inside ``predict``.
+    """
     from fusioncore.pipeline.progress import progress_bar
 
     splits = scored_splits(dm)
-    outputs: dict[str, dict[str, DetectorOutput]] = {s: {} for s in splits}
-    hits = misses = 0
-    store = ctx.components.store()
-    try:
-        for name, det in trained.items():
-            with ctx.timed(f"predict.{name}"), progress_bar(ctx.components.settings.progress) as bar:
+    settings = ctx.components.settings
+
+    def score(name: str, progress: bool) -> tuple[dict[str, DetectorOutput], int, int]:
+        got: dict[str, DetectorOutput] = {}
+        hits = 0
+        store = ctx.components.store()  # one per process: a store connection never crosses a fork
+        try:
+            with progress_bar(progress) as bar:
                 task = bar.add_task(f"scoring splits with {name}", total=len(splits))
                 for split in splits:
-                    res = predict_split(det, dm, split, store, ctx.components.settings)
-                    outputs[split][name] = res.output
-                    hits, misses = hits + res.cache_hit, misses + (not res.cache_hit)
+                    res = predict_split(trained[name], dm, split, store, settings)
+                    got[split], hits = res.output, hits + res.cache_hit
                     dm.release_pages()  # memory follows one split at a time, not all of them
                     bar.advance(task)
+        finally:
+            store.close()
+        return got, hits, len(splits) - hits
+
+    def here(name: str):
+        with ctx.timed(f"predict.{name}"):
+            return score(name, settings.progress)
+
+    names = list(trained)
+    jobs = concurrent_jobs(int(ctx.cfg.trainer.jobs), len(names), settings)
+    try:
+        if jobs > 1:
+            with ctx.timed("predict"):
+                mine, theirs = run_lanes(names, jobs, here, lambda name: score(name, False),
+                                         pack=_pack_scores, unpack=_unpack_scores, what="scoring")
+            for name, (_, _, _, seconds, peak) in theirs.items():
+                ctx.seconds[f"predict.{name}"] = seconds
+                ctx.peaks[f"predict.{name}"] = peak_rss_bytes()  # this process's, as for every stage
+                ctx.child_peaks[f"predict.{name}"] = peak
+            ctx.overlapping["predict"] = [f"predict.{name}" for name in names]
+            done = {**mine, **{name: r[:3] for name, r in theirs.items()}}
+        else:
+            done = {name: here(name) for name in names}
     finally:
-        store.close()
         dm.release_graphs()  # training and scoring are done with the graphs kept for them
+    outputs = {s: {name: done[name][0][s] for name in names} for s in splits}
+    hits = sum(done[name][1] for name in names)
+    misses = sum(done[name][2] for name in names)
     for split, by_detector in outputs.items():
         ids = [o.window_ids for o in by_detector.values()]
         if any(not np.array_equal(ids[0], other) for other in ids[1:]):
             raise PluginError(f"detector outputs on split {split!r} are not aligned by window id")
     return DetectorScores(outputs, hits, misses)
+
+
+def _pack_scores(result: tuple[dict[str, DetectorOutput], int, int], seconds: float) -> dict[str, Any]:
+    got, hits, misses = result
+    return {"outputs": {s: o.to_arrays() for s, o in got.items()}, "hits": hits, "misses": misses,
+            "seconds": seconds, "peak_rss": peak_rss_bytes()}
+
+
+def _unpack_scores(name: str, data: Mapping[str, Any]
+                   ) -> tuple[dict[str, DetectorOutput], int, int, float, int]:
+    outputs = {s: DetectorOutput.from_arrays(a) for s, a in data["outputs"].items()}
+    return outputs, int(data["hits"]), int(data["misses"]), float(data["seconds"]), int(data["peak_rss"])
 
 
 # ------------------------------------------------------------- adaptation
