@@ -190,6 +190,16 @@ def test_summary_marks_a_dirty_tree_loudly(tmp_path):
     assert "is not on `main`" in text and "quick mode" in text
 
 
+@pytest.mark.parametrize("before, after, warned", [(0.1, 0.4, False), (0.3, 1.9, False), (1.4, 0.2, True)])
+def test_summary_warns_of_other_work_from_the_load_before_the_run(tmp_path, before, after, warned):
+    """The load after a run counts the benchmarks' own processes: only the load before is judged."""
+    stamp = {**_stamp(), "load_before": [before, 0.2, 0.3], "load_after": [after, 0.3, 0.3]}
+    proc, out = _write(tmp_path, {"benchmarks": [_bench("ingest", "fusioncore", 0.1, 1000, "frames")],
+                                  "fusioncore": {"stamp": stamp}})
+    assert proc.returncode == 0, proc.stderr
+    assert ("**Other work shared the machine**" in out.read_text()) is warned
+
+
 @pytest.mark.parametrize("doc, message", [
     ({"benchmarks": [{"name": "x", "extra_info": {"comparison": "c"}, "stats": None}],
       "fusioncore": {"stamp": {}}}, "holds no fusioncore benchmarks"),
