@@ -31,6 +31,17 @@ def test_jobs_follow_the_cores_the_threads_and_the_request():
         concurrent_jobs(-1, 2, CPU)
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="concurrent work needs fork (Linux)")
+def test_automatic_jobs_stay_within_free_memory():
+    gib = 2**30
+    assert concurrent_jobs(0, 4, CPU, threads=1, cores=8, available=16 * gib, resident=2 * gib) == 4
+    # each extra process is counted at half the run's resident set: 2 GiB free hold two more, not three
+    assert concurrent_jobs(0, 4, CPU, threads=1, cores=8, available=2 * gib, resident=2 * gib) == 3
+    assert concurrent_jobs(0, 4, CPU, threads=1, cores=8, available=gib // 2, resident=2 * gib) == 1
+    # an explicit trainer.jobs is the user's call
+    assert concurrent_jobs(3, 4, CPU, threads=1, cores=8, available=gib // 2, resident=2 * gib) == 3
+
+
 @pytest.mark.parametrize("settings", [
     TrainerSettings(accelerator="cpu", strategy="ddp", devices=2),  # DDP launches its own processes
     TrainerSettings(accelerator="gpu"),  # one device: trainings take turns on it

@@ -11,8 +11,8 @@ weights, and exits. The run then rebuilds the model from them, as it does for
 a cached detector.
 
 ``trainer.jobs`` chooses: 0 (default) one process per detector still to train,
-up to the usable cores divided by the torch threads per process; 1 one after
-another. Concurrent training is only used where it is safe and helps: a
+up to the usable cores divided by the torch threads per process and as many
+as the free memory holds; 1 one after another. Concurrent training is only used where it is safe and helps: a
 single-process CPU training on a platform with ``fork`` (Linux), outside a DDP
 worker; anything else trains one after another.
 
@@ -86,11 +86,14 @@ def _single_process_cpu(settings: TrainerSettings) -> bool:
 
 
 def concurrent_jobs(requested: int, pending: int, settings: TrainerSettings, *, threads: int | None = None,
-                    cores: int | None = None) -> int:
+                    cores: int | None = None, available: int | None = None,
+                    resident: int | None = None) -> int:
     """How many processes train the ``pending`` detectors at once (1: one after another).
 
-    ``requested`` is ``trainer.jobs`` (0: automatic); ``threads`` the torch
-    threads each process uses (None: ``torch.get_num_threads()``).
+    ``requested`` is ``trainer.jobs`` (0: automatic: the usable cores over
+    ``threads``, the torch threads per process (None: ``torch.get_num_threads()``),
+    within the free memory); ``available`` / ``resident`` (bytes) stand in
+    for the machine's free memory and the run's resident set (tests).
     """
     from fusioncore.pipeline import distributed
 
@@ -105,7 +108,46 @@ def concurrent_jobs(requested: int, pending: int, settings: TrainerSettings, *, 
     if requested:
         return min(requested, pending)
     per_process = max(1, threads if threads is not None else torch.get_num_threads())
-    return max(1, min(pending, (cores or _usable_cores()) // per_process))
+    jobs = max(1, min(pending, (cores or _usable_cores()) // per_process))
+    return _within_memory(jobs, available=available, resident=resident)
+
+
+def _meminfo_bytes(field: str) -> int | None:
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024  # kB
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _resident_bytes() -> int | None:
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _within_memory(jobs: int, *, available: int | None = None, resident: int | None = None) -> int:
+    """At most as many processes as the free memory holds (automatic mode only).
+
+    A forked process shares the run's pages until it writes them; what it adds
+    is its own training (graphs, model, optimiser, batches), counted here as
+    half of the run's current resident set each, against ``MemAvailable``.
+    Unknown figures (not Linux): no limit.
+    """
+    available = _meminfo_bytes("MemAvailable") if available is None else available
+    resident = _resident_bytes() if resident is None else resident
+    if jobs <= 1 or not available or not resident:
+        return jobs
+    fits = 1 + int(available // max(resident // 2, 1))
+    if fits < jobs:
+        log.info("%d detector processes would not fit in %.0f MiB of free memory; using %d",
+                 jobs, available / 2**20, max(fits, 1))
+    return max(1, min(jobs, fits))
 
 
 def _lanes(labels: Sequence[str], jobs: int) -> list[list[str]]:

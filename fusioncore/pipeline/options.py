@@ -77,7 +77,8 @@ class TrainerConf:
     #: validation windows for early stopping: a fixed subset spread over the block; 0: all
     val_windows: int = 5_000
     #: detectors trained at once, one process each (0: as many as the cores allow at `threads`
-    #: torch threads per process; 1: one after another; fusioncore.pipeline.concurrent)
+    #: torch threads per process and the free memory holds; 1: one after another;
+    #: fusioncore.pipeline.concurrent)
     jobs: int = 0
     progress: bool = True
     resume: bool = False  #: continue an interrupted training of this --out
