@@ -39,7 +39,6 @@ import torch
 
 from fusioncore.errors import ConfigError, FusionCoreError
 from fusioncore.pipeline.engine import TrainerSettings
-from fusioncore.pipeline.resources import peak_rss_bytes
 
 __all__ = [
     "ChildTrainingError", "LaneResult", "concurrent_jobs", "pack_training", "run_lanes", "unpack_training",
@@ -63,7 +62,6 @@ class LaneResult:
     processes: int
     resumed: bool
     checkpoint: str | None  #: its copy in the reuse cache
-    peak_rss: int  #: peak resident memory of the process that trained it (bytes)
 
 
 def _usable_cores() -> int:
@@ -168,14 +166,13 @@ def pack_training(t: Any, stage_seconds: float) -> dict[str, Any]:
     """What a child sends back for one trained detector (a TrainedDetector): plain values and bytes."""
     return {"state": _state_bytes(t.model.state_dict()), "seconds": t.seconds, "stage_seconds": stage_seconds,
             "processes": t.processes, "resumed": t.resumed,
-            "checkpoint": str(t.checkpoint) if t.checkpoint else None, "peak_rss": peak_rss_bytes()}
+            "checkpoint": str(t.checkpoint) if t.checkpoint else None}
 
 
 def unpack_training(label: str, data: Mapping[str, Any]) -> LaneResult:
     state = torch.load(io.BytesIO(data["state"]), map_location="cpu", weights_only=True)
     return LaneResult(label, state, float(data["seconds"]), float(data["stage_seconds"]),
-                      int(data["processes"]), bool(data["resumed"]), data["checkpoint"],
-                      int(data["peak_rss"]))
+                      int(data["processes"]), bool(data["resumed"]), data["checkpoint"])
 
 
 def _child(labels: Sequence[str], work: Callable[[str], Any], pack: Callable[[Any, float], Any],

@@ -111,13 +111,15 @@ def run_pipeline(
             report["data"]["warnings"] = split_warnings
             with ctx.timed("plots"):
                 draw_plots(folder.path, dm, first, components,
-                           jobs=concurrent_jobs(int(cfg.trainer.jobs), 2, components.settings))
+                           jobs=concurrent_jobs(int(cfg.trainer.jobs), len(components.detectors),
+                                                components.settings))
             make_bundle(ctx, dm, first).save(folder.path)
             report["timings"] = {k: round(v, 3) for k, v in ctx.seconds.items()}
             if ctx.overlapping:  # e.g. train.vgae and train.gat ran side by side, inside `train`
                 report["timings_overlapping"] = {k: list(v) for k, v in ctx.overlapping.items()}
             ddp = any(t.processes > 1 for r in runs for t in r.trained.values())
-            report["memory"] = memory_report(ctx.peaks, children=ddp or bool(ctx.child_peaks))
+            # children: DDP workers, or the processes that trained / scored side by side (overlapping)
+            report["memory"] = memory_report(ctx.peaks, children=ddp or bool(ctx.overlapping))
             write_report(folder.path, report)
         out = folder.commit({"command": command, "dataset": str(cfg.dataset), "seeds": list(seeds)})
     call_lifecycle(plugins, "fusioncore_run_finished", run=info, report=report)

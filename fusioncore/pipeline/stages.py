@@ -80,10 +80,9 @@ class RunContext:
     seconds: dict[str, float] = attrs.field(factory=dict)
     #: peak RSS (bytes) of the process as it stood when each timed block / stage ended
     peaks: dict[str, int] = attrs.field(factory=dict)
-    #: timings that ran side by side inside another: enclosing timing -> those inside it
+    #: timings that ran side by side inside another (in child processes): enclosing timing -> those
+    #: inside it
     overlapping: dict[str, list[str]] = attrs.field(factory=dict)
-    #: peak RSS (bytes) of each process that trained or scored beside the run (concurrent work)
-    child_peaks: dict[str, int] = attrs.field(factory=dict)
 
     @property
     def cfg(self):
@@ -207,7 +206,6 @@ def _train_concurrently(ctx: RunContext, dm: CANDataModule, pending: list[str], 
                                     Path(res.checkpoint) if res.checkpoint else None, res.processes,
                                     resumed=res.resumed)
         ctx.seconds[f"train.{name}"] = res.stage_seconds
-        ctx.child_peaks[name] = res.peak_rss  # report.json memory.children_peak_rss_mb
         ctx.peaks[f"train.{name}"] = peak_rss_bytes()  # this process's, as for every stage
     ctx.overlapping["train"] = [f"train.{name}" for name in pending]
     dm.release_pages()
@@ -272,10 +270,9 @@ def score_splits(
             with ctx.timed("predict"):
                 mine, theirs = run_lanes(names, jobs, here, lambda name: score(name, False),
                                          pack=_pack_scores, unpack=_unpack_scores, what="scoring")
-            for name, (_, _, _, seconds, peak) in theirs.items():
+            for name, (_, _, _, seconds) in theirs.items():
                 ctx.seconds[f"predict.{name}"] = seconds
                 ctx.peaks[f"predict.{name}"] = peak_rss_bytes()  # this process's, as for every stage
-                ctx.child_peaks[f"predict.{name}"] = peak
             ctx.overlapping["predict"] = [f"predict.{name}" for name in names]
             done = {**mine, **{name: r[:3] for name, r in theirs.items()}}
         else:
@@ -295,13 +292,12 @@ def score_splits(
 def _pack_scores(result: tuple[dict[str, DetectorOutput], int, int], seconds: float) -> dict[str, Any]:
     got, hits, misses = result
     return {"outputs": {s: o.to_arrays() for s, o in got.items()}, "hits": hits, "misses": misses,
-            "seconds": seconds, "peak_rss": peak_rss_bytes()}
+            "seconds": seconds}
 
 
-def _unpack_scores(name: str, data: Mapping[str, Any]
-                   ) -> tuple[dict[str, DetectorOutput], int, int, float, int]:
+def _unpack_scores(name: str, data: Mapping[str, Any]) -> tuple[dict[str, DetectorOutput], int, int, float]:
     outputs = {s: DetectorOutput.from_arrays(a) for s, a in data["outputs"].items()}
-    return outputs, int(data["hits"]), int(data["misses"]), float(data["seconds"]), int(data["peak_rss"])
+    return outputs, int(data["hits"]), int(data["misses"]), float(data["seconds"])
 
 
 # ------------------------------------------------------------- adaptation
