@@ -58,7 +58,7 @@ def periodic_capture(seed: int, seconds: float = 3.0, *, extra_ids=(), n_files: 
 
 
 def adapted_builder(frames: Frames, warmup_s: float = 1.0) -> tuple[WindowGraphBuilder, dict]:
-    adapter = ProfileAdapter(warmup_s=warmup_s)
+    adapter = ProfileAdapter(warmup_s=warmup_s, transitions=True)  # every column, against the spec
     profiles = fit_profiles(adapter, frames)
     builder = WindowGraphBuilder(IdVocabulary.fit(frames), SPEC, representation=adapter.representation)
     return builder.with_reference(adapter.reference_table(profiles)), profiles
@@ -216,3 +216,31 @@ def test_malformed_profiles_fail_with_one_line():
     del good["ids"][0]["period_s"]
     with pytest.raises(ConfigError, match="malformed vehicle profile"):
         VehicleProfile.from_dict(good)
+
+
+def test_default_profile_representation_leaves_out_the_drifting_transition_columns():
+    from fusioncore.adapt.features import TRANSITION_EDGE_FEATURES, TRANSITION_NODE_FEATURES
+
+    default, full = ProfileAdapter(), ProfileAdapter(transitions=True)
+    assert not set(TRANSITION_NODE_FEATURES) & set(default.representation.node_features)
+    assert not set(TRANSITION_EDGE_FEATURES) & set(default.representation.edge_features)
+    assert full.representation.node_features == RELATIVE_NODE_FEATURES
+    assert full.representation.edge_features == RELATIVE_EDGE_FEATURES
+    # the rest keeps its order, so the two representations differ only by the left-out columns
+    assert default.representation.node_features == tuple(
+        f for f in RELATIVE_NODE_FEATURES if f not in TRANSITION_NODE_FEATURES)
+    assert default.fingerprint() != full.fingerprint()
+
+
+def test_default_profile_graphs_match_the_full_ones_without_the_transition_columns():
+    frames = periodic_capture(5, extra_ids=(0x7AB,), n_files=1)
+    starts = window_starts(frames, SPEC)
+    full_builder, profiles = adapted_builder(frames)
+    adapter = ProfileAdapter(warmup_s=1.0)
+    default_builder = WindowGraphBuilder(IdVocabulary.fit(frames), SPEC, representation=adapter.representation
+                                         ).with_reference(adapter.reference_table(profiles))
+    full, default = full_builder.features(frames, starts), default_builder.features(frames, starts)
+    keep = [RELATIVE_NODE_FEATURES.index(f) for f in default_builder.node_features]
+    keep_e = [RELATIVE_EDGE_FEATURES.index(f) for f in default_builder.edge_features]
+    np.testing.assert_array_equal(default.x, full.x[:, keep])
+    np.testing.assert_array_equal(default.edge_attr, full.edge_attr[:, keep_e])

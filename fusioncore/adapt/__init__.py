@@ -31,6 +31,7 @@ from typing import Any
 __all__ = [
     "ABSOLUTE",
     "PROFILE_RELATIVE",
+    "PROFILE_RELATIVE_TRANSITIONS",
     "Adapter",
     "GraphRepresentation",
     "ReferenceTable",
@@ -40,6 +41,7 @@ __all__ = [
 _WHERE = {
     "ABSOLUTE": "representation",
     "PROFILE_RELATIVE": "representation",
+    "PROFILE_RELATIVE_TRANSITIONS": "representation",
     "GraphRepresentation": "representation",
     "ReferenceTable": "reference",
     "VehicleProfile": "profile",

@@ -29,7 +29,12 @@ import numpy as np
 
 from fusioncore.adapt.profile import VehicleProfile
 from fusioncore.adapt.reference import ReferenceTable
-from fusioncore.adapt.representation import ABSOLUTE, PROFILE_RELATIVE, GraphRepresentation
+from fusioncore.adapt.representation import (
+    ABSOLUTE,
+    PROFILE_RELATIVE,
+    PROFILE_RELATIVE_TRANSITIONS,
+    GraphRepresentation,
+)
 from fusioncore.adapt.scores import CaptureScaler
 from fusioncore.data.frames import Frames
 from fusioncore.errors import ConfigError
@@ -181,23 +186,28 @@ class ProfileAdapter(ScoresAdapter):
     def __init__(self, warmup_s: float = DEFAULT_WARMUP_S, floor_share: float = 0.5,
                  features: bool = True, fused: bool = False, threshold_share: float = THRESHOLD_SHARE,
                  benign_quantile: float = BENIGN_QUANTILE, buckets: int = PROFILE_RELATIVE.buckets,
-                 profile_share: float = 0.5) -> None:
+                 profile_share: float = 0.5, transitions: bool = False) -> None:
         if int(buckets) < 1:
             raise ConfigError(f"adapter 'profile': buckets must be >= 1, got {buckets}")
         if not 0 < profile_share <= 1:
             raise ConfigError(f"adapter 'profile': profile_share must be in (0, 1], got {profile_share}")
         self.buckets = int(buckets)
         self.profile_share = float(profile_share)
+        # off by default: the unseen-transition columns drift with the time since the reference
+        # (fusioncore.adapt.features.TRANSITION_NODE_FEATURES, docs/adaptation.md)
+        self.transitions = bool(transitions)
         super().__init__(warmup_s, floor_share, features, fused, threshold_share, benign_quantile)
 
     @property
     def representation(self) -> GraphRepresentation:
         import attrs
 
-        return attrs.evolve(PROFILE_RELATIVE, buckets=self.buckets)
+        base = PROFILE_RELATIVE_TRANSITIONS if self.transitions else PROFILE_RELATIVE
+        return attrs.evolve(base, buckets=self.buckets)
 
     def params(self) -> dict[str, Any]:
-        return {**super().params(), "buckets": self.buckets, "profile_share": self.profile_share}
+        return {**super().params(), "buckets": self.buckets, "profile_share": self.profile_share,
+                "transitions": self.transitions}
 
 
 def build_adapter(registry, name: str, warmup_s: float, params: Mapping[str, Any] | None = None) -> Adapter:

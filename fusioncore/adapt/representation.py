@@ -6,7 +6,9 @@ Two representations ship:
   and the training vocabulary's index as the node identity: the zero-shot
   protocol, where a new vehicle is judged in the training vehicles' terms.
 * :data:`PROFILE_RELATIVE` -- the profile-relative features of
-  :mod:`fusioncore.adapt.features` and, as identity, the ID's period-rank
+  :mod:`fusioncore.adapt.features` but the drifting transition columns
+  (:data:`~fusioncore.adapt.features.TRANSITION_NODE_FEATURES`; all of them:
+  :data:`PROFILE_RELATIVE_TRANSITIONS`) and, as identity, the ID's period-rank
   bucket in its own capture's profile
   (:func:`~fusioncore.adapt.reference.period_rank_identity`; 0 = unknown to
   the profile), so no input depends on which numbers a vehicle's IDs have.
@@ -20,11 +22,16 @@ import json
 
 import attrs
 
-from fusioncore.adapt.features import RELATIVE_EDGE_FEATURES, RELATIVE_NODE_FEATURES
+from fusioncore.adapt.features import (
+    RELATIVE_EDGE_FEATURES,
+    RELATIVE_NODE_FEATURES,
+    TRANSITION_EDGE_FEATURES,
+    TRANSITION_NODE_FEATURES,
+)
 from fusioncore.data.graph_features import EDGE_FEATURES, NODE_FEATURES
 from fusioncore.errors import ConfigError
 
-__all__ = ["ABSOLUTE", "IDENTITIES", "PROFILE_RELATIVE", "GraphRepresentation"]
+__all__ = ["ABSOLUTE", "IDENTITIES", "PROFILE_RELATIVE", "PROFILE_RELATIVE_TRANSITIONS", "GraphRepresentation"]
 
 #: How a node's embedding index is chosen.
 IDENTITIES = ("vocabulary", "period-rank")
@@ -64,6 +71,12 @@ class GraphRepresentation:
 
 
 ABSOLUTE = GraphRepresentation("absolute", NODE_FEATURES, EDGE_FEATURES, "vocabulary")
-PROFILE_RELATIVE = GraphRepresentation(
+PROFILE_RELATIVE_TRANSITIONS = GraphRepresentation(
     "profile-relative", RELATIVE_NODE_FEATURES, RELATIVE_EDGE_FEATURES, "period-rank", buckets=16
+)
+PROFILE_RELATIVE = GraphRepresentation(
+    "profile-relative",
+    [f for f in RELATIVE_NODE_FEATURES if f not in TRANSITION_NODE_FEATURES],
+    [f for f in RELATIVE_EDGE_FEATURES if f not in TRANSITION_EDGE_FEATURES],
+    "period-rank", buckets=16,
 )
