@@ -1,17 +1,20 @@
 """``GraphRepresentation``: which features and which node identity the detectors see.
 
-Two representations ship:
+Three representations ship:
 
 * :data:`ABSOLUTE` -- today's features (:data:`~fusioncore.data.graph_features.NODE_FEATURES`)
   and the training vocabulary's index as the node identity: the zero-shot
   protocol, where a new vehicle is judged in the training vehicles' terms.
 * :data:`PROFILE_RELATIVE` -- the profile-relative features of
-  :mod:`fusioncore.adapt.features` but the drifting transition columns
-  (:data:`~fusioncore.adapt.features.TRANSITION_NODE_FEATURES`; all of them:
-  :data:`PROFILE_RELATIVE_TRANSITIONS`) and, as identity, the ID's period-rank
+  :mod:`fusioncore.adapt.features` except the drifting transition columns
+  (:data:`~fusioncore.adapt.features.TRANSITION_NODE_FEATURES` /
+  ``TRANSITION_EDGE_FEATURES``) and, as identity, the ID's period-rank
   bucket in its own capture's profile
   (:func:`~fusioncore.adapt.reference.period_rank_identity`; 0 = unknown to
   the profile), so no input depends on which numbers a vehicle's IDs have.
+* :data:`PROFILE_RELATIVE_TRANSITIONS` -- the same with the transition columns
+  (``adapt_params.profile.transitions=true``; the default before they were
+  measured to drift). A saved run keeps the representation it was trained on.
 
 An adapter names its representation; the graph builder computes it.
 """
@@ -31,7 +34,8 @@ from fusioncore.adapt.features import (
 from fusioncore.data.graph_features import EDGE_FEATURES, NODE_FEATURES
 from fusioncore.errors import ConfigError
 
-__all__ = ["ABSOLUTE", "IDENTITIES", "PROFILE_RELATIVE", "PROFILE_RELATIVE_TRANSITIONS", "GraphRepresentation"]
+__all__ = ["ABSOLUTE", "IDENTITIES", "PROFILE_RELATIVE", "PROFILE_RELATIVE_TRANSITIONS",
+           "GraphRepresentation"]
 
 #: How a node's embedding index is chosen.
 IDENTITIES = ("vocabulary", "period-rank")
