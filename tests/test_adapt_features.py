@@ -57,8 +57,10 @@ def periodic_capture(seed: int, seconds: float = 3.0, *, extra_ids=(), n_files: 
     return Frames.concat(parts)
 
 
-def adapted_builder(frames: Frames, warmup_s: float = 1.0) -> tuple[WindowGraphBuilder, dict]:
-    adapter = ProfileAdapter(warmup_s=warmup_s, transitions=True)  # every column, against the spec
+def adapted_builder(frames: Frames, warmup_s: float = 1.0, *, transitions: bool = True
+                    ) -> tuple[WindowGraphBuilder, dict]:
+    # transitions=True by default: every relative column, so each is checked against the spec
+    adapter = ProfileAdapter(warmup_s=warmup_s, transitions=transitions)
     profiles = fit_profiles(adapter, frames)
     builder = WindowGraphBuilder(IdVocabulary.fit(frames), SPEC, representation=adapter.representation)
     return builder.with_reference(adapter.reference_table(profiles)), profiles
@@ -235,10 +237,8 @@ def test_default_profile_representation_leaves_out_the_drifting_transition_colum
 def test_default_profile_graphs_match_the_full_ones_without_the_transition_columns():
     frames = periodic_capture(5, extra_ids=(0x7AB,), n_files=1)
     starts = window_starts(frames, SPEC)
-    full_builder, profiles = adapted_builder(frames)
-    adapter = ProfileAdapter(warmup_s=1.0)
-    default_builder = WindowGraphBuilder(IdVocabulary.fit(frames), SPEC, representation=adapter.representation
-                                         ).with_reference(adapter.reference_table(profiles))
+    full_builder, _ = adapted_builder(frames)
+    default_builder, _ = adapted_builder(frames, transitions=False)
     full, default = full_builder.features(frames, starts), default_builder.features(frames, starts)
     keep = [RELATIVE_NODE_FEATURES.index(f) for f in default_builder.node_features]
     keep_e = [RELATIVE_EDGE_FEATURES.index(f) for f in default_builder.edge_features]
