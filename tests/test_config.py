@@ -32,6 +32,7 @@ def registry():
         ("trainerr.max_epochs=3", "did you mean trainer?"),
         ("split.fusion=1.5", "split shares must each lie in [0, 1], sum to 1"),
         ("trainer.max_epochs=0", "trainer.max_epochs must be >= 1"),
+        ("trainer.min_delta=-0.1", "trainer.min_delta must be >= 0"),
         ("trainer.limit_train_batches=0", "limit_train_batches"),
         ("data.errors=ignore", "data.errors must be raise or skip"),
         ("trainer.windows_per_epoch=-1", "trainer.windows_per_epoch and trainer.val_windows must be >= 0"),

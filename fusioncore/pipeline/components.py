@@ -79,7 +79,8 @@ class Components:
 def trainer_settings(cfg: DictConfig) -> TrainerSettings:
     t = cfg.trainer
     return TrainerSettings(
-        max_epochs=int(t.max_epochs), patience=int(t.patience), accelerator=str(t.accelerator),
+        max_epochs=int(t.max_epochs), patience=int(t.patience), min_delta=float(t.min_delta),
+        accelerator=str(t.accelerator),
         devices=t.devices, strategy=str(t.strategy), progress=bool(t.progress), num_nodes=int(t.num_nodes),
         limit_train_batches=t.limit_train_batches, windows_per_epoch=int(t.windows_per_epoch),
         val_windows=int(t.val_windows),

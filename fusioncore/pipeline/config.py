@@ -240,6 +240,7 @@ def validate_run_config(cfg: DictConfig, registry: Registry) -> None:
     _check(t.max_epochs >= 1, f"trainer.max_epochs must be >= 1, got {t.max_epochs} (0 would report "
            "untrained detectors)")
     _check(t.patience >= 0, f"trainer.patience must be >= 0 (0: no early stopping), got {t.patience}")
+    _check(t.min_delta >= 0, f"trainer.min_delta must be >= 0, got {t.min_delta}")
     limit = t.limit_train_batches
     _check((isinstance(limit, int) and limit >= 1) or (isinstance(limit, float) and 0 < limit <= 1),
            "trainer.limit_train_batches must be a whole number of batches >= 1 or a share in (0, 1], "

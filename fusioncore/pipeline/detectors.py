@@ -144,6 +144,7 @@ def _reuse_key(name: str, cls: type, params: Mapping, data_fp: str, seed: int, s
         "seed": seed,
         "epochs": settings.max_epochs,
         "patience": settings.patience,
+        "min_delta": settings.min_delta,
         "limit_train_batches": settings.limit_train_batches,
         "windows_per_epoch": settings.windows_per_epoch,
         "val_windows": settings.val_windows,

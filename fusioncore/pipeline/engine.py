@@ -49,6 +49,8 @@ class TrainerSettings:
 
     max_epochs: int = 20
     patience: int = 3
+    #: smallest fall in the monitored loss that counts as an improvement for early stopping
+    min_delta: float = 1e-4
     accelerator: str = "auto"
     devices: int | str = 1
     strategy: str = "auto"
@@ -138,7 +140,8 @@ def make_trainer(
     callbacks: list[pl.Callback] = []
     loggers: list | bool = False
     if has_validation and settings.patience > 0:
-        callbacks.append(EarlyStopping(monitor=monitor, patience=settings.patience, mode="min"))
+        callbacks.append(EarlyStopping(monitor=monitor, patience=settings.patience, mode="min",
+                                       min_delta=settings.min_delta))
     if out_dir is not None:
         ckpt_dir = Path(out_dir) / "checkpoints" / name
         callbacks.append(

@@ -66,6 +66,10 @@ class FusionSetConf:
 class TrainerConf:
     max_epochs: int = 20
     patience: int = 3
+    #: smallest fall in the validation loss (nats per window for the bundled detectors) that
+    #: counts as an improvement: a supervised detector that separates its validation block
+    #: perfectly keeps "improving" by 1e-5 an epoch and never stops (docs/run.md)
+    min_delta: float = 1e-4
     accelerator: str = "auto"
     devices: Union[int, str] = 1  # noqa: UP007 (OmegaConf reads typing.Union, not X | Y)
     strategy: str = "auto"
