@@ -69,9 +69,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def test_scoring_throughput(benchmark, batch_size, system, capture, source, sizes):
     windows = sizes.scoring_windows
     scorer = attrs.evolve(system.scorer, batch_size=batch_size)
+    workers = scorer._workers(min(windows, batch_size))  # detectors scoring each batch side by side
     describe(benchmark, comparison=COMPARISON, case=CASE, variant=f"batch size {batch_size}",
              does=f"read_capture, window_starts, then ScoringSystem.score on {batch_size} window(s) per call "
-                  f"({torch.get_num_threads()} torch thread(s))",
+                  f"({torch.get_num_threads()} torch thread(s), {workers} detector thread(s))",
              baselines=[] if batch_size == 1 else ["batch size 1"], items=windows * scorer.window_size,
              unit="frames", source=source, windows=windows, batch_size=batch_size,
              work=f"the first {windows:,} windows of the largest test capture, from disk to fused verdicts "

@@ -206,3 +206,41 @@ def test_an_old_or_unfinished_run_folder_is_refused_naming_the_version(quick_run
     (future / "model" / "bundle.json").write_text(_json.dumps({**meta, "format": 99}))
     with pytest.raises(ConfigError, match=f"format 99; this fusioncore reads format {BUNDLE_FORMAT}"):
         ScoringSystem.load(future)
+
+
+def test_detectors_score_a_batch_side_by_side_with_the_same_verdicts(quick_run, monkeypatch):
+    """Two workers: each detector on its own thread for batches of 16+, identical verdicts to serial."""
+    import threading
+
+    import attrs
+
+    system = ScoringSystem.load(quick_run, batch_size=64)
+    frames = read_capture(_test_files(TEST_01)[1]).frames
+    adapted = system.adapted_to(frames)
+    starts = _scored(adapted, frames)[:150]  # 64 + 64 + 22 windows
+    threads: dict[str, set[str]] = {n: set() for n in adapted.detectors}
+    for name, model in adapted.detectors.items():
+        def recording(batch, batch_idx=0, _name=name, _inner=model.predict_step):
+            threads[_name].add(threading.current_thread().name)
+            return _inner(batch, batch_idx)
+
+        monkeypatch.setattr(model, "predict_step", recording)
+    serial = attrs.evolve(adapted, workers=1).score(frames, starts)
+    assert threads == {n: {"MainThread"} for n in adapted.detectors}
+    for t in threads.values():
+        t.clear()
+    parallel = attrs.evolve(adapted, workers=2).score(frames, starts)
+    assert all(t and all(name.startswith("fusioncore-score") for name in t) for t in threads.values())
+    for field in ("scores", "calibrated", "weights", "fused", "alert", "top_ids", "top_deviation"):
+        want, got = getattr(serial, field), getattr(parallel, field)
+        assert np.array_equal(want, got, equal_nan=want.dtype.kind == "f"), field
+    for t in threads.values():
+        t.clear()
+    attrs.evolve(adapted, workers=2).score(frames, starts[:4])  # under 16 windows: serial
+    assert threads == {n: {"MainThread"} for n in adapted.detectors}
+
+
+def test_detect_refuses_a_negative_worker_count(quick_run, tmp_path, capsys):
+    capture = _test_files(TEST_01)[1]
+    assert main(["detect", "--run", str(quick_run), "--input", str(capture), "--workers", "-1"]) != 0
+    assert "--workers must be >= 0" in capsys.readouterr().err

@@ -26,6 +26,8 @@ import time
 from pathlib import Path
 from typing import IO
 
+import attrs
+
 from fusioncore.cli import command
 from fusioncore.errors import ConfigError, FormatError, FusionCoreError
 from fusioncore.plugins import get_plugins
@@ -133,6 +135,10 @@ def _configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads for scoring (default 1: window batches are small, and "
                    "spinning threads only steal cores from the traffic source)")
+    p.add_argument("--workers", type=int, default=0,
+                   help="detectors scoring a batch at the same time, one thread each (default 0: one "
+                   "per detector, as many as the CPU cores allow at --threads each; 1: one after the other). Batches under "
+                   "16 windows always run one after the other; scores are the same either way")
     p.add_argument("--max-backlog", type=int, default=1_000_000, metavar="FRAMES",
                    help="live sources: frames that may wait for the scorer before new ones are "
                    "dropped (and counted); default 1,000,000")
@@ -156,10 +162,15 @@ def cmd_detect(args: argparse.Namespace) -> int:
         raise ConfigError(f"--stride must be >= 1, got {args.stride}")
     if args.threads < 1:
         raise ConfigError(f"--threads must be >= 1, got {args.threads}")
+    if args.workers < 0:
+        raise ConfigError(f"--workers must be >= 0 (0: one per detector), got {args.workers}")
     if args.input is not None and args.input.is_dir():
         raise ConfigError(f"--input {args.input} is a folder; detect reads one capture file "
                           f"(list a folder's captures with: fusioncore inspect {args.input})")
-    system = ScoringSystem.load(args.run, method=args.method, adapt=args.adapt, warmup_s=args.warmup)
+    system = attrs.evolve(
+        ScoringSystem.load(args.run, method=args.method, adapt=args.adapt, warmup_s=args.warmup),
+        workers=args.workers,
+    )
     profile = _read_profile(args.profile, system)
     jsonl = _open_jsonl(args.jsonl)
     print(f"detect: {args.run} ({system.method}, threshold {system.threshold:.4f}), window "
