@@ -189,8 +189,9 @@ class ScoringSystem:
     ``workers`` is how many detectors score a batch at the same time, each on its
     own thread (torch releases the GIL inside its kernels); ``0`` (default) is one
     per detector, as many as the usable CPU cores allow at the current torch
-    thread count, ``1`` runs them one after the other. Batches under 16 windows always run one after the other. The detectors
-    share nothing, so every worker count gives the same scores.
+    thread count, ``1`` runs them one after the other. Batches under 16 windows
+    always run one after the other. The detectors share nothing, so every worker
+    count gives the same scores.
     """
 
     builder: WindowGraphBuilder

@@ -137,8 +137,9 @@ def _configure(p: argparse.ArgumentParser) -> None:
                    "spinning threads only steal cores from the traffic source)")
     p.add_argument("--workers", type=int, default=0,
                    help="detectors scoring a batch at the same time, one thread each (default 0: one "
-                   "per detector, as many as the CPU cores allow at --threads each; 1: one after the other). Batches under "
-                   "16 windows always run one after the other; scores are the same either way")
+                   "per detector, as many as the CPU cores allow at --threads each; 1: one after the "
+                   "other). Batches under 16 windows always run one after the other; scores are the "
+                   "same either way")
     p.add_argument("--max-backlog", type=int, default=1_000_000, metavar="FRAMES",
                    help="live sources: frames that may wait for the scorer before new ones are "
                    "dropped (and counted); default 1,000,000")
