@@ -25,7 +25,6 @@ every score as the run did.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -44,6 +43,7 @@ from fusioncore.data.graph_features import WindowGraphs
 from fusioncore.data.graphs import WindowGraphBuilder
 from fusioncore.data.windows import validate_starts
 from fusioncore.errors import ConfigError, PluginError
+from fusioncore.pipeline.concurrent import usable_cores
 
 if TYPE_CHECKING:
     from fusioncore.plugins import Plugins
@@ -58,13 +58,6 @@ _MIN_PERIOD_DEVIATION = 0.4
 #: worker thread costs more than it saves (measured: p50 latency at batch 1 rose from 7.8 to
 #: 10.7 ms with two workers, while a 64-window batch scored 1.45x faster).
 _PARALLEL_MIN_WINDOWS = 16
-
-
-def _usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def _predict(model: Detector, batch) -> DetectorOutput:
@@ -332,7 +325,7 @@ class ScoringSystem:
         if batch_windows < _PARALLEL_MIN_WINDOWS or len(self.detectors) < 2:
             return 1
         # auto: as many as the cores allow at the current torch threads per detector
-        wanted = self.workers or _usable_cores() // max(1, torch.get_num_threads())
+        wanted = self.workers or usable_cores() // max(1, torch.get_num_threads())
         return max(1, min(wanted, len(self.detectors)))
 
     def score(self, frames: Frames, starts: np.ndarray, window_ids: np.ndarray | None = None

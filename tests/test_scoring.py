@@ -240,7 +240,7 @@ def test_detectors_score_a_batch_side_by_side_with_the_same_verdicts(quick_run, 
     assert threads == {n: {"MainThread"} for n in adapted.detectors}
 
 
-def test_detect_refuses_a_negative_worker_count(quick_run, tmp_path, capsys):
+def test_detect_refuses_a_negative_worker_count(quick_run, capsys):
     capture = _test_files(TEST_01)[1]
     assert main(["detect", "--run", str(quick_run), "--input", str(capture), "--workers", "-1"]) != 0
     assert "--workers must be >= 0" in capsys.readouterr().err

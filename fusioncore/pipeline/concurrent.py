@@ -42,6 +42,7 @@ from fusioncore.pipeline.engine import TrainerSettings
 
 __all__ = [
     "ChildTrainingError", "LaneResult", "concurrent_jobs", "pack_training", "run_lanes", "unpack_training",
+    "usable_cores",
 ]
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,8 @@ class LaneResult:
     checkpoint: str | None  #: its copy in the reuse cache
 
 
-def _usable_cores() -> int:
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity set where the platform has one)."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # macOS: no affinity API
@@ -106,7 +108,7 @@ def concurrent_jobs(requested: int, pending: int, settings: TrainerSettings, *, 
     if requested:
         return min(requested, pending)
     per_process = max(1, threads if threads is not None else torch.get_num_threads())
-    jobs = max(1, min(pending, (cores or _usable_cores()) // per_process))
+    jobs = max(1, min(pending, (cores or usable_cores()) // per_process))
     return _within_memory(jobs, available=available, resident=resident)
 
 
