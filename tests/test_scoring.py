@@ -244,3 +244,16 @@ def test_detect_refuses_a_negative_worker_count(quick_run, capsys):
     capture = _test_files(TEST_01)[1]
     assert main(["detect", "--run", str(quick_run), "--input", str(capture), "--workers", "-1"]) != 0
     assert "--workers must be >= 0" in capsys.readouterr().err
+
+
+def test_an_adapted_system_scores_zero_windows(quick_run):
+    """An empty batch (a stream between windows, a capture shorter than its warm-up) is no error."""
+    system = ScoringSystem.load(quick_run)
+    frames = read_capture(_test_files(TEST_01)[1]).frames
+    adapted = system.adapted_to(frames)
+    assert adapted.captures is not None and adapted.captures.detector  # scores are normalised per capture
+    none = np.zeros(0, np.int64)
+    verdicts = adapted.score(frames, none)
+    assert len(verdicts) == 0 and verdicts.scores.shape == (0, len(adapted.detectors))
+    outputs = adapted.detector_outputs(frames, none)
+    assert all(len(o) == 0 and o.features.shape == (0, len(o.feature_names)) for o in outputs.values())

@@ -177,8 +177,9 @@ def normalise_output(saved: SavedAdaptation, name: str, output: DetectorOutput,
     scaler = saved.detector_scalers.get(name)
     if scaler is None:
         return output
-    z = scaler.apply(saved.columns(output), center, scale)
-    z = z.reshape(len(output), -1)
+    columns = saved.columns(output)
+    # the width comes from the columns, not from -1: zero windows (an empty batch) have no size to infer
+    z = scaler.apply(columns, center, scale).reshape(columns.shape)
     features = z[:, 1:] if z.shape[1] > 1 else output.features
     return DetectorOutput(window_ids=output.window_ids, score=z[:, 0], features=features,
                           feature_names=output.feature_names)
