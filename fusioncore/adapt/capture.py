@@ -25,7 +25,7 @@ import numpy as np
 from fusioncore.adapt.base import Adapter, build_adapter
 from fusioncore.adapt.profile import VehicleProfile
 from fusioncore.adapt.reference import ReferenceTable
-from fusioncore.adapt.scores import CaptureScaler
+from fusioncore.adapt.scores import CaptureScaler, output_columns, with_standardised_columns
 from fusioncore.adapt.segment import window_classes
 from fusioncore.adapt.splits import fit_profiles
 from fusioncore.contracts import DetectorOutput
@@ -69,9 +69,7 @@ class SavedAdaptation:
         return attrs.evolve(self, adapter=adapter)
 
     def columns(self, output: DetectorOutput) -> np.ndarray:
-        if self.features:
-            return np.concatenate([output.score[:, None], output.features], axis=1)
-        return output.score[:, None]
+        return output_columns(output, features=self.features)
 
 
 def build_adapter_like(adapter: Adapter, warmup_s: float) -> Adapter:
@@ -177,12 +175,8 @@ def normalise_output(saved: SavedAdaptation, name: str, output: DetectorOutput,
     scaler = saved.detector_scalers.get(name)
     if scaler is None:
         return output
-    columns = saved.columns(output)
-    # the width comes from the columns, not from -1: zero windows (an empty batch) have no size to infer
-    z = scaler.apply(columns, center, scale).reshape(columns.shape)
-    features = z[:, 1:] if z.shape[1] > 1 else output.features
-    return DetectorOutput(window_ids=output.window_ids, score=z[:, 0], features=features,
-                          feature_names=output.feature_names)
+    # apply keeps the columns' [n, k] shape, zero windows (an empty batch) included
+    return with_standardised_columns(output, scaler.apply(saved.columns(output), center, scale))
 
 
 def load_adaptation(saved: Mapping[str, Any] | None, registry, *, adapt: str | None = None,

@@ -27,7 +27,7 @@ import attrs
 import numpy as np
 
 from fusioncore.adapt.base import Adapter
-from fusioncore.adapt.scores import CaptureScaler
+from fusioncore.adapt.scores import CaptureScaler, output_columns, with_standardised_columns
 from fusioncore.contracts import DetectorOutput, FusionData
 from fusioncore.data.datamodule import CANDataModule, SplitWindows
 from fusioncore.evaluation import binary_metrics
@@ -94,11 +94,6 @@ class RunAdaptation:
         return {s: done[s] for s in outputs}
 
 
-    def _columns(self, output: DetectorOutput) -> np.ndarray:
-        if getattr(self.adapter, "features", False):
-            return np.concatenate([output.score[:, None], output.features], axis=1)
-        return output.score[:, None]
-
     def detector_outputs(
         self, outputs: Mapping[str, DetectorOutput], split: str, *, fit: bool = False
     ) -> dict[str, DetectorOutput]:
@@ -111,14 +106,11 @@ class RunAdaptation:
         s = self._split(split)
         out = {}
         for name, o in outputs.items():
-            cols = self._columns(o)
+            cols = output_columns(o, features=getattr(self.adapter, "features", False))
             if fit:
                 self.detector_scalers[name] = self.adapter.fit_scaler(cols, s.capture, s.reference)
             z = self._standardise("detector", name, self.detector_scalers[name], cols, s, fit)
-            z = z.reshape(len(o), -1)
-            features = z[:, 1:] if z.shape[1] > 1 else o.features
-            out[name] = DetectorOutput(window_ids=o.window_ids, score=z[:, 0], features=features,
-                                       feature_names=o.feature_names)
+            out[name] = with_standardised_columns(o, z)
         return out
 
     # ------------------------------------------------------------- fusions

@@ -40,9 +40,10 @@ import attrs
 import numpy as np
 
 from fusioncore.adapt.profile import _group_median
+from fusioncore.contracts import DetectorOutput
 from fusioncore.errors import ConfigError
 
-__all__ = ["CaptureScaler", "capture_statistics"]
+__all__ = ["CaptureScaler", "capture_statistics", "output_columns", "with_standardised_columns"]
 
 _MAD_TO_STD = 1.4826
 _TINY = 1e-9
@@ -169,3 +170,17 @@ class CaptureScaler:
     def from_arrays(cls, arrays: Mapping[str, np.ndarray]) -> CaptureScaler:
         return cls(arrays["floor"], arrays["fallback_center"], arrays["fallback_scale"],
                    logit=arrays.get("logit"))
+
+
+def output_columns(output: DetectorOutput, *, features: bool) -> np.ndarray:
+    """The columns an adapter standardises: ``[score]``, or ``[score, *features]`` with ``features``."""
+    if features:
+        return np.concatenate([output.score[:, None], output.features], axis=1)
+    return output.score[:, None]
+
+
+def with_standardised_columns(output: DetectorOutput, z: np.ndarray) -> DetectorOutput:
+    """``output`` with its score (and features, when ``z`` holds them) replaced by the columns ``z``."""
+    features = z[:, 1:] if z.shape[1] > 1 else output.features
+    return DetectorOutput(window_ids=output.window_ids, score=z[:, 0], features=features,
+                          feature_names=output.feature_names)
