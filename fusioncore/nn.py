@@ -8,6 +8,10 @@ third-party detector may be too:
   dropout, with a residual projection and no added self-loops;
 * :func:`gatv2_forward` -- one such layer as plain tensor ops (bit-identical
   to ``GATv2Conv.forward``, without the message-passing machinery);
+* :func:`max_pool` -- ``global_max_pool`` as one segment reduction (same
+  values and gradients, a quarter of the time in training);
+* :class:`Dropout` -- ``nn.Dropout`` with a cheaper mask (half the time of
+  torch's CPU kernel, the same distribution);
 * :func:`mlp` -- ``Linear`` layers with an activation between them;
 * :func:`config_from_preset` -- a named attrs preset with keyword overrides,
   every mistake a one-line :class:`~fusioncore.errors.ConfigError`;
@@ -28,12 +32,13 @@ import attrs
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch_geometric.nn import GATv2Conv
+from torch_geometric.nn import GATv2Conv, global_max_pool
 
 from fusioncore.contracts import GraphSchema
 from fusioncore.errors import ConfigError
 
-__all__ = ["GraphAttentionEncoder", "as_schema", "config_from_preset", "gatv2_forward", "mlp", "plain_json"]
+__all__ = ["Dropout", "GraphAttentionEncoder", "as_schema", "config_from_preset", "gatv2_forward", "max_pool",
+           "mlp", "plain_json"]
 
 C = TypeVar("C")
 
@@ -71,6 +76,28 @@ def config_from_preset(
         raise ConfigError(f"invalid {kind} option: {exc}") from exc
 
 
+class Dropout(nn.Dropout):
+    """``nn.Dropout`` whose keep-mask is ``uniform >= p``, drawn from torch's generator.
+
+    Each entry is kept with probability ``1 - p`` and scaled by ``1 / (1 - p)``,
+    as in ``nn.Dropout``; only the way the mask is drawn differs. torch's CPU
+    ``bernoulli_`` is slow: on the encoder's ``[7,555, 96]`` states (256
+    windows) forward + backward took 8.8 ms against 4.0 ms here (one thread),
+    about a tenth of a VGAE or GAT training step. The masks are other draws
+    than ``nn.Dropout``'s, so a training run is as reproducible as before
+    (same seed, same weights) but not equal to one with ``nn.Dropout``.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        if self.p == 1.0:
+            return x * 0.0
+        with torch.no_grad():
+            keep = torch.rand_like(x).ge_(self.p).mul_(1.0 / (1.0 - self.p))
+        return x * keep
+
+
 def mlp(
     in_dim: int,
     hidden: Sequence[int],
@@ -85,7 +112,7 @@ def mlp(
     for h in hidden:
         layers += [nn.Linear(width, int(h)), activation()]
         if dropout:
-            layers.append(nn.Dropout(dropout))
+            layers.append(Dropout(dropout))
         width = int(h)
     layers.append(nn.Linear(width, out_dim))
     return nn.Sequential(*layers)
@@ -127,6 +154,28 @@ def gatv2_forward(conv: GATv2Conv, x: torch.Tensor, edge_index: torch.Tensor,
     out = message.new_zeros(n, heads, channels).scatter_add_(
         0, dst.view(-1, 1, 1).expand_as(message), message).view(n, heads * channels)
     return out + F.linear(x, conv.res.weight) + conv.bias
+
+
+def max_pool(x: torch.Tensor, batch: torch.Tensor, size: int) -> torch.Tensor:
+    """``global_max_pool(x, batch, size)``: the per-graph maximum of node states ``x [N, C]``.
+
+    torch-geometric reduces with ``scatter_reduce(..., "amax")``, whose backward
+    pass on CPU (a gather, a comparison and a division over every node and
+    channel) was a third of a GAT training step: 31 ms of forward + backward
+    at 256 windows, 192 channels, one thread. A batch's nodes are in graph
+    order (``Batch`` concatenates graphs), so the same maximum is one
+    ``torch.segment_reduce`` over contiguous runs: 7 ms, the same values and
+    the same gradients (ties share the gradient equally in both). An empty
+    graph pools to 0, as in torch-geometric. A ``batch`` vector out of graph
+    order falls back to ``global_max_pool``.
+    """
+    n = batch.numel()
+    if x.dim() != 2 or n != x.size(0) or (n > 1 and bool((batch[1:] < batch[:-1]).any())) or (
+            n and int(batch[-1]) >= size):
+        return global_max_pool(x, batch, size)
+    lengths = torch.bincount(batch, minlength=size)
+    pooled = torch.segment_reduce(x, "max", lengths=lengths, axis=0)
+    return pooled.masked_fill((lengths == 0)[:, None], 0.0)
 
 
 class GraphAttentionEncoder(nn.Module):
@@ -175,7 +224,7 @@ class GraphAttentionEncoder(nn.Module):
         )
         self.norms = nn.ModuleList(nn.LayerNorm(self.width) for _ in range(layers))
         self.act = nn.ELU()
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def layer_outputs(self, batch) -> list[torch.Tensor]:
         """Every layer's node states ``[n_nodes, width]``, first layer first."""

@@ -1,14 +1,15 @@
-"""fusioncore.nn.gatv2_forward: the encoder's GATv2 layer without the message-passing machinery."""
+"""fusioncore.nn's fast paths: the GATv2 layer without the message-passing machinery, the max pool
+as one segment reduction, dropout with a cheaper mask. Each is held to what it replaces."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 from torch_geometric.data import Data
-from torch_geometric.nn import GATv2Conv
+from torch_geometric.nn import GATv2Conv, global_max_pool
 
 from fusioncore.contracts import GraphSchema
-from fusioncore.nn import GraphAttentionEncoder, gatv2_forward
+from fusioncore.nn import Dropout, GraphAttentionEncoder, gatv2_forward, max_pool
 
 
 def _graph(nodes: int, edges: int, *, edge_dim: int | None = 5, seed: int = 0):
@@ -89,3 +90,58 @@ def test_the_encoder_gives_the_states_pygs_layers_give():
         for conv, norm, layer in zip(encoder.convs, encoder.norms, got):
             h = encoder.act(norm(conv(h, edge_index, edge_attr)))
             assert torch.equal(layer, h)
+
+
+def _pool_inputs(counts: list[int], channels: int = 6, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    batch = torch.repeat_interleave(torch.arange(len(counts)), torch.tensor(counts))
+    return torch.randn(len(batch), channels, generator=g), batch
+
+
+@pytest.mark.parametrize("counts", [[3, 1, 5], [4, 0, 2, 0], [0, 0], [7]])
+def test_the_max_pool_gives_pygs_values_and_gradients(counts):
+    x, batch = _pool_inputs(counts)
+    if len(x) > 1:
+        x[1] = x[0]  # a tie: both share the gradient, as in torch-geometric
+    grads = []
+    for pool in (max_pool, global_max_pool):
+        inputs = x.clone().requires_grad_()
+        out = pool(inputs, batch, len(counts))
+        out.backward(torch.arange(out.numel(), dtype=out.dtype).view_as(out))
+        grads.append((out.detach(), inputs.grad))
+    (ours, our_grad), (theirs, their_grad) = grads
+    assert torch.equal(ours, theirs)  # empty graphs pool to 0 in both
+    assert torch.equal(our_grad, their_grad)
+
+
+def test_a_batch_out_of_graph_order_falls_back_to_pyg():
+    x, _ = _pool_inputs([5, 3])
+    batch = torch.tensor([1, 0, 0, 1, 1, 0, 1, 1])
+    assert torch.equal(max_pool(x, batch, 3), global_max_pool(x, batch, 3))
+
+
+def test_dropout_keeps_the_share_and_scale_of_torchs():
+    drop = Dropout(0.25).train()
+    x = torch.ones(200_000)
+    torch.manual_seed(0)
+    out = drop(x)
+    kept = out != 0
+    assert abs(kept.float().mean().item() - 0.75) < 0.005
+    assert torch.all(out[kept] == torch.tensor(1 / 0.75))
+    torch.manual_seed(0)
+    assert torch.equal(drop(x), out)  # the seed decides the mask
+
+
+def test_dropout_passes_gradients_through_the_kept_entries_only():
+    drop = Dropout(0.5).train()
+    x = torch.randn(1000, requires_grad=True)
+    out = drop(x)
+    out.sum().backward()
+    assert torch.equal(x.grad, (out != 0).float() * 2.0)
+
+
+def test_dropout_is_the_identity_in_evaluation_and_at_p0():
+    x = torch.randn(50)
+    assert Dropout(0.5).eval()(x) is x
+    assert Dropout(0.0).train()(x) is x
+    assert torch.equal(Dropout(1.0).train()(x), torch.zeros(50))

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch_geometric.nn import JumpingKnowledge, global_max_pool, global_mean_pool
+from torch_geometric.nn import JumpingKnowledge, global_mean_pool
 
 from fusioncore.contracts import GraphSchema
-from fusioncore.nn import GraphAttentionEncoder, mlp
+from fusioncore.nn import GraphAttentionEncoder, max_pool, mlp
 from fusioncore_gat.config import GATConfig
 
 __all__ = ["GATNetwork"]
@@ -41,6 +41,6 @@ class GATNetwork(nn.Module):
         h = self.jk(self.encoder.layer_outputs(batch))
         size = batch.num_graphs
         embedding = torch.cat(
-            [global_mean_pool(h, batch.batch, size), global_max_pool(h, batch.batch, size)], dim=-1
+            [global_mean_pool(h, batch.batch, size), max_pool(h, batch.batch, size)], dim=-1
         )
         return self.head(embedding), embedding
