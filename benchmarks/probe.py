@@ -16,6 +16,10 @@ code, so one file measures both sides the same way.
   its windows and score them B at a time (``ScoringSystem.score``); the
   seconds of that whole path. One untimed call on a few windows first, so
   lazy initialisation is not charged to the first B.
+* **Allocator**: where the fusioncore under test has
+  ``fusioncore.allocator.keep_freed_memory`` (which its commands, ``detect``
+  included, call on start), the probe calls it first, as ``fusioncore detect``
+  would; older versions run with the C library's defaults, as theirs did.
 * **Latency**: ``--latency-calls`` single-window ``score`` calls on frames
   already in memory (adapted to once before, as a stream after its
   warm-up), each timed alone, with ``--latency-threads`` torch threads
@@ -52,7 +56,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"probe: this fusioncore lacks the scoring API the probe needs: {exc}", file=sys.stderr)
         return 2
 
-    result: dict = {"torch": torch.__version__, "torch_threads": torch.get_num_threads(), "scoring": {}}
+    try:  # what every fusioncore command does on start, in versions that have it
+        from fusioncore.allocator import keep_freed_memory
+    except ImportError:
+        allocator = "system defaults (this fusioncore does not tune it)"
+    else:
+        allocator = keep_freed_memory().describe()
+
+    result: dict = {"torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+                    "allocator": allocator, "scoring": {}}
     for batch_size in (int(b) for b in args.batch_sizes.split(",")):
         loaded = ScoringSystem.load(args.run_dir, batch_size=batch_size)
         warm = read_capture(args.capture).frames

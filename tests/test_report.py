@@ -73,6 +73,7 @@ def test_report_md_opens_with_the_decision_table_then_worst_scenarios(tmp_path):
     assert md.index("## Worst scenario") < md.index("## Window metrics")
     assert "fusion block held: flooding, fuzzing, spoofing" in md
     assert f"with {provenance()['torch_threads']} thread(s)" in md
+    assert f"- Memory allocator: {provenance()['allocator']}" in md
     assert "fusioncore's vehicle simulator" in md and "Adaptation protocol: adapter = None" in md
     assert "stage delay vs raw" in md
     assert json.loads((tmp_path / "report.json").read_text())["scenarios"]["test_known"]["a"]["events"]

@@ -20,6 +20,7 @@ from typing import Any
 from rich.console import Console
 
 from fusioncore import __version__
+from fusioncore.allocator import keep_freed_memory
 from fusioncore.errors import FusionCoreError
 from fusioncore.plugins import PluginLoadWarning, load_plugins, reset_plugins
 
@@ -107,6 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
+    keep_freed_memory()  # every command trains or scores tensors: page faults cost more than the memory
     previous = warnings.showwarning
     warnings.showwarning = _show_warning
     sigint = _SigintWatch()

@@ -40,10 +40,11 @@ def _git(*args: str) -> str | None:
 
 
 def provenance() -> dict[str, Any]:
-    """fusioncore version, git commit (``None`` outside a checkout), torch version and thread count."""
+    """fusioncore version, git commit (``None`` outside a checkout), torch version, threads, allocator."""
     import torch
 
     from fusioncore import __version__
+    from fusioncore.allocator import allocator_setting
 
     commit = _git("rev-parse", "HEAD")
     dirty = None if commit is None else bool(_git("status", "--porcelain", "--untracked-files=no"))
@@ -53,6 +54,7 @@ def provenance() -> dict[str, Any]:
         "git_dirty": dirty,
         "torch_version": torch.__version__,
         "torch_threads": int(torch.get_num_threads()),
+        "allocator": allocator_setting().describe(),
         "python": platform.python_version(),
         "platform": platform.platform(terse=True),
     }

@@ -308,6 +308,8 @@ def _provenance(report: Mapping[str, Any]) -> list[str]:
         lines.append(f"- fusioncore {p.get('fusioncore_version')}, commit {commit}{dirty}; torch "
                      f"{p.get('torch_version')} with {p.get('torch_threads')} thread(s); "
                      f"Python {p.get('python')}")
+        if p.get("allocator"):
+            lines.append(f"- Memory allocator: {p['allocator']}")
     if report.get("citation"):
         lines.append(f"- Data: {report['citation']}")
     protocol = report.get("protocol")
