@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         allocator = "system defaults (this fusioncore does not tune it)"
     else:
-        allocator = keep_freed_memory().describe()
+        allocator = keep_freed_memory().reason
 
     result: dict = {"torch": torch.__version__, "torch_threads": torch.get_num_threads(),
                     "allocator": allocator, "scoring": {}}

@@ -32,7 +32,6 @@ Windows): nothing happens there.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import sys
 
@@ -59,9 +58,6 @@ class AllocatorSetting:
     tuned: bool
     reason: str
 
-    def describe(self) -> str:
-        return self.reason
-
 
 _applied: AllocatorSetting | None = None
 
@@ -70,7 +66,9 @@ def _mallopt():
     if not sys.platform.startswith("linux"):
         return None
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        # the process's own symbols hold its C library's: no ctypes.util.find_library, which runs
+        # ldconfig (or gcc) in a subprocess on every command's start
+        libc = ctypes.CDLL(None)
         gnu = libc.gnu_get_libc_version  # glibc only: musl has mallopt as a stub
         gnu.restype = ctypes.c_char_p
         gnu()
@@ -94,10 +92,16 @@ def keep_freed_memory() -> AllocatorSetting:
         _applied = AllocatorSetting(False, "glibc settings from MALLOC_*_ environment variables")
     elif (mallopt := _mallopt()) is None:
         _applied = AllocatorSetting(False, "system defaults (not glibc)")
-    elif mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1 and mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1:
-        _applied = AllocatorSetting(True, f"glibc, freed memory kept ({mib})")
     else:
-        _applied = AllocatorSetting(False, "system defaults (glibc refused the setting)")
+        mmap_set = mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
+        trim_set = mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1
+        if mmap_set and trim_set:
+            _applied = AllocatorSetting(True, f"glibc, freed memory kept ({mib})")
+        elif mmap_set or trim_set:  # half a setting is still a change from the defaults: say which
+            kept = "mmap" if mmap_set else "trim"
+            _applied = AllocatorSetting(False, f"glibc accepted only the {kept} threshold ({mib} asked)")
+        else:
+            _applied = AllocatorSetting(False, "system defaults (glibc refused the setting)")
     return _applied
 
 

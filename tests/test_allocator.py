@@ -50,7 +50,14 @@ def test_another_c_library_is_left_alone(fresh):
 
 def test_a_refused_setting_is_reported(fresh):
     fresh.setattr(allocator, "_mallopt", lambda: lambda p, v: 0)
-    assert not allocator.keep_freed_memory().tuned
+    setting = allocator.keep_freed_memory()
+    assert not setting.tuned and "refused" in setting.reason
+
+
+def test_half_a_setting_is_reported_as_such(fresh):
+    fresh.setattr(allocator, "_mallopt", lambda: lambda p, v: int(p == -3))
+    setting = allocator.keep_freed_memory()
+    assert not setting.tuned and "only the mmap threshold" in setting.reason
 
 
 def test_provenance_names_the_allocator(fresh):
@@ -64,5 +71,7 @@ def test_provenance_names_the_allocator(fresh):
 def test_the_cli_tunes_the_allocator(fresh, capsys):
     from fusioncore.cli import main
 
+    assert allocator._applied is None
     assert main(["plugins"]) == 0
-    assert allocator.allocator_setting() is not None and allocator._applied is not None
+    assert allocator._applied is not None  # the command chose
+    assert allocator._applied.tuned == (allocator._mallopt() is not None)

@@ -54,7 +54,7 @@ def provenance() -> dict[str, Any]:
         "git_dirty": dirty,
         "torch_version": torch.__version__,
         "torch_threads": int(torch.get_num_threads()),
-        "allocator": allocator_setting().describe(),
+        "allocator": allocator_setting().reason,
         "python": platform.python_version(),
         "platform": platform.platform(terse=True),
     }
