@@ -244,3 +244,78 @@ def test_default_profile_graphs_match_the_full_ones_without_the_transition_colum
     keep_e = [RELATIVE_EDGE_FEATURES.index(f) for f in default_builder.edge_features]
     np.testing.assert_array_equal(default.x, full.x[:, keep])
     np.testing.assert_array_equal(default.edge_attr, full.edge_attr[:, keep_e])
+
+
+def _one_id_capture(payload_of_frame, n: int, period: float = 0.02) -> Frames:
+    """One periodic ID whose frame i carries ``payload_of_frame(i)``."""
+    data = np.array([payload_of_frame(i) for i in range(n)], np.uint8)
+    return Frames.from_columns(timestamp=1e9 + np.arange(n) * period, can_id=np.full(n, 0x123),
+                               data=data, sources=["one.csv"])
+
+
+def _surprise_of_window(reference: Frames, window: Frames) -> np.ndarray:
+    """The byte-surprise columns of ``window`` (one 25-frame window) against ``reference``'s profile."""
+    from fusioncore.adapt.features import STANDARDISED_NODE_FEATURES
+
+    profile = VehicleProfile.fit(reference, source="one.csv")
+    adapter = ProfileAdapter(warmup_s=1.0)
+    builder = WindowGraphBuilder(IdVocabulary.fit(window), SPEC, representation=adapter.representation)
+    builder = builder.with_reference(adapter.reference_table({"one.csv": profile}))
+    graphs = builder.features(window, np.array([0]))
+    cols = [builder.node_features.index(f) for f in STANDARDISED_NODE_FEATURES]
+    return graphs.x[0, cols]
+
+
+def test_byte_surprise_flags_a_garbled_byte_and_a_frozen_counter_but_not_a_noisy_byte():
+    rng = np.random.default_rng(0)
+    noisy = rng.random(400) < 0.5  # byte 2 changes in about half the frames
+    noise = np.cumsum(noisy) % 200
+
+    def benign(i):
+        return [i % 16, 7, noise[i], 0, 0, 0, 0, 0]  # counter, constant, noisy byte
+
+    reference = _one_id_capture(benign, 200)
+    normal = _surprise_of_window(reference, _one_id_capture(lambda i: benign(200 + i), 25))
+    assert np.all(np.abs(normal) < 1.5), normal
+    # byte 1 turns random, the counter (byte 0) freezes, the noisy byte 2 goes quiet
+    garbled = _one_id_capture(lambda i: [5, rng.integers(0, 256), 9, 0, 0, 0, 0, 0], 25)
+    s = _surprise_of_window(reference, garbled)
+    assert s[1] > 2.5  # a byte constant in 199 reference pairs changed in ~24 of 24
+    assert s[0] < -2.5  # a counter that changed in every pair never changed
+    # the same 0.5 drop in change share is no surprise on a byte that was noisy anyway
+    assert abs(s[2]) < abs(s[0]) and abs(s[2]) < abs(s[1])
+    assert np.all(s[3:] == pytest.approx(normal[3:]))
+
+
+def test_byte_surprise_does_not_trust_a_reference_of_a_few_frames():
+    # two reference frames: "this byte never changes" is one pair's evidence
+    reference = _one_id_capture(lambda i: [0, 7, 0, 0, 0, 0, 0, 0], 2)
+    window = _one_id_capture(lambda i: [0, i % 2, 0, 0, 0, 0, 0, 0], 25)
+    few = _surprise_of_window(reference, window)[1]
+    many = _surprise_of_window(_one_id_capture(lambda i: [0, 7, 0, 0, 0, 0, 0, 0], 300), window)[1]
+    assert 0 < few < many
+
+
+def test_normaliser_keeps_the_standardised_columns_as_they_are():
+    from fusioncore.adapt.features import STANDARDISED_NODE_FEATURES
+    from fusioncore.data.graphs import FeatureNormalizer
+
+    frames = periodic_capture(7)
+    builder, _ = adapted_builder(frames, transitions=False)
+    norm = FeatureNormalizer.fit(builder, frames, window_starts(frames, SPEC))
+    fixed = np.isin(np.asarray(builder.node_features, dtype=object), STANDARDISED_NODE_FEATURES)
+    assert fixed.sum() == 8
+    np.testing.assert_array_equal(norm.node_mean[fixed], 0.0)
+    np.testing.assert_array_equal(norm.node_std[fixed], 1.0)
+    assert np.all(norm.node_mean[~fixed] != 0.0) or np.any(norm.node_std[~fixed] != 1.0)
+
+
+def test_profile_adapter_surprise_switch_removes_only_the_surprise_columns():
+    from fusioncore.adapt.features import STANDARDISED_NODE_FEATURES
+
+    on, off = ProfileAdapter(), ProfileAdapter(surprise=False)
+    assert set(STANDARDISED_NODE_FEATURES) <= set(on.representation.node_features)
+    assert off.representation.node_features == tuple(
+        f for f in on.representation.node_features if f not in STANDARDISED_NODE_FEATURES)
+    assert on.params()["surprise"] is True and off.params()["surprise"] is False
+    assert on.fingerprint() != off.fingerprint()

@@ -232,3 +232,32 @@ def test_stamp_sees_uncommitted_and_untracked_changes(tmp_path):
     assert "new_bench.py" in dirty_refusal(dirty, "full", allow_dirty=False)
     assert dirty_refusal(dirty, "full", allow_dirty=True) is None
     assert dirty_refusal(dirty, "quick", allow_dirty=False) is None  # quick runs are stamped dirty instead
+
+
+def test_derived_failures_corrupt_only_benign_frames_of_fast_ids_after_the_warm_up():
+    path = REPO / "benchmarks" / "derived_failures.py"
+    spec = importlib.util.spec_from_file_location("bench_failures", path)
+    failures = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(failures)
+    import numpy as np
+
+    from fusioncore.data.frames import Frames
+
+    rng = np.random.default_rng(0)
+    n = 6000
+    ids = rng.choice(np.array([0x100, 0x200, 0x300, 0x400, 0x7FF], np.uint32), n, p=[.3, .3, .2, .15, .05])
+    data = np.zeros((n, 8), np.uint8)
+    data[:, 0] = np.arange(n) % 16  # a moving byte on every ID
+    label = (rng.random(n) < 0.05).astype(np.uint8)  # "attack" frames the derivation removes
+    frames = Frames.from_columns(timestamp=np.arange(n) * 0.005, can_id=ids, data=data, label=label,
+                                 sources=["x.csv"])
+    out = failures.inject_failures(frames, seed=1)
+    kept = frames.take(frames.label == 0)
+    assert len(out) == len(kept)
+    np.testing.assert_array_equal(out.can_id, kept.can_id)
+    changed = np.any(out.data != kept.data, axis=1)
+    assert out.label.sum() > 0 and not np.any(changed & (out.label == 0))  # only failing frames differ
+    assert np.all(out.timestamp[out.label == 1] >= kept.timestamp[0] + 4.0)  # never in the warm-up
+    assert 0x7FF not in set(out.can_id[out.label == 1].tolist())  # the slowest ID never fails
+    again = failures.inject_failures(frames, seed=1)
+    np.testing.assert_array_equal(again.data, out.data)

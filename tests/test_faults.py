@@ -180,6 +180,23 @@ def test_concurrent_detector_cache_saves_never_collide(tmp_path):
     assert [p.name for p in target.parent.iterdir()] == [target.name]  # no temporary files left
 
 
+def test_checkpoint_of_another_detector_version_is_refused_in_one_line(tmp_path):
+    """A VGAE saved with five score channels (before ``standardised_max``) must not load half-way."""
+    from fusioncore_vgae import VGAEDetector
+
+    from fusioncore.errors import ConfigError
+
+    path = tmp_path / "vgae.pt"
+    save_detector(path, VGAEDetector(SCHEMA), "vgae", {}, SCHEMA)
+    blob = torch.load(path, weights_only=True)
+    for key in [k for k in blob["state_dict"] if k.startswith("calibration.channel_")]:
+        blob["state_dict"][key] = blob["state_dict"][key][:5]  # the older channel count
+    torch.save(blob, path)
+    with pytest.raises(ConfigError, match="does not fit this version of detector 'vgae'") as info:
+        load_detector(path, VGAEDetector)
+    assert "\n" not in str(info.value) and "train it again" in str(info.value)
+
+
 def test_misfiled_detector_checkpoint_is_retrained_not_reused(env, caplog):
     detectors = env / "cache" / "detectors"
     _train(env / "seed0")

@@ -107,14 +107,45 @@ def test_output_shapes_and_features(trained):
     n = batch.num_graphs
     assert out.feature_names == VGAEDetector.feature_names == (
         "node_mse", "id_ce", "edge_bce", "z_mean", "z_std", "z_max", "z_min", "confidence",
+        "standardised_max",
     )  # fmt: skip
-    assert out.score.shape == (n,) and out.features.shape == (n, 8)
+    assert out.score.shape == (n,) and out.features.shape == (n, 9)
     np.testing.assert_array_equal(out.window_ids, batch.window_id.numpy())
     f = dict(zip(out.feature_names, out.features.T))
     assert np.all(f["node_mse"] >= 0) and np.all(f["id_ce"] >= 0) and np.all(f["edge_bce"] > 0)
     assert np.all(f["z_min"] <= f["z_mean"]) and np.all(f["z_mean"] <= f["z_max"])
     assert np.all(f["z_std"] >= 0)
     np.testing.assert_allclose(f["confidence"], 1 / (1 + np.maximum(out.score, 0)), rtol=1e-6)
+    # the toy schema has no column standardised by construction: the channel is 0
+    assert np.all(f["standardised_max"] == 0)
+
+
+def test_standardised_max_is_the_worst_error_among_the_self_standardised_columns():
+    import attrs
+
+    names = list(TOY_SCHEMA.node_features)
+    names[1], names[3] = "byte0_surprise", "byte5_surprise"
+    schema = attrs.evolve(TOY_SCHEMA, node_features=tuple(names))
+    torch.manual_seed(0)
+    model = VGAEDetector(schema).eval()
+    batch = make_batches(8, seed=4)[0]
+    with torch.no_grad():
+        encoding = model.network.encode(batch, sample=False)
+        errors = model(batch)[1]
+        diff = (model.network.decode_features(encoding.z, batch.node_id) - batch.x)[:, [1, 3]].abs()
+    for g in range(batch.num_graphs):
+        nodes = batch.batch == g
+        torch.testing.assert_close(errors.standardised_max[g], diff[nodes].max())
+    # a large value in one such column of one node moves its window's channel, not the others'
+    bumped = batch.clone()
+    bumped.x = batch.x.clone()
+    first = int((batch.batch == 2).nonzero()[0])
+    bumped.x[first, 3] += 50.0
+    with torch.no_grad():
+        after = model(bumped)[1].standardised_max
+    assert after[2] > errors.standardised_max[2] + 40
+    others = torch.arange(batch.num_graphs) != 2
+    torch.testing.assert_close(after[others], errors.standardised_max[others])
 
 
 def test_vectorised_errors_match_a_per_window_reference(trained):

@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from fusioncore.adapt.features import STANDARDISED_NODE_FEATURES
 from fusioncore.adapt.profile import VehicleProfile
 from fusioncore.adapt.reference import ReferenceTable
 from fusioncore.adapt.representation import (
@@ -186,7 +187,7 @@ class ProfileAdapter(ScoresAdapter):
     def __init__(self, warmup_s: float = DEFAULT_WARMUP_S, floor_share: float = 0.5,
                  features: bool = True, fused: bool = False, threshold_share: float = THRESHOLD_SHARE,
                  benign_quantile: float = BENIGN_QUANTILE, buckets: int = PROFILE_RELATIVE.buckets,
-                 profile_share: float = 0.5, transitions: bool = False) -> None:
+                 profile_share: float = 0.5, transitions: bool = False, surprise: bool = True) -> None:
         if int(buckets) < 1:
             raise ConfigError(f"adapter 'profile': buckets must be >= 1, got {buckets}")
         if not 0 < profile_share <= 1:
@@ -196,6 +197,8 @@ class ProfileAdapter(ScoresAdapter):
         # off by default: the unseen-transition columns drift with the time since the reference
         # (fusioncore.adapt.features.TRANSITION_NODE_FEATURES, docs/adaptation.md)
         self.transitions = bool(transitions)
+        # the per-byte binomial surprise columns (fusioncore.adapt.features.byte_surprise)
+        self.surprise = bool(surprise)
         super().__init__(warmup_s, floor_share, features, fused, threshold_share, benign_quantile)
 
     @property
@@ -203,11 +206,14 @@ class ProfileAdapter(ScoresAdapter):
         import attrs
 
         base = PROFILE_RELATIVE_TRANSITIONS if self.transitions else PROFILE_RELATIVE
+        if not self.surprise:
+            base = attrs.evolve(base, node_features=[
+                f for f in base.node_features if f not in STANDARDISED_NODE_FEATURES])
         return attrs.evolve(base, buckets=self.buckets)
 
     def params(self) -> dict[str, Any]:
         return {**super().params(), "buckets": self.buckets, "profile_share": self.profile_share,
-                "transitions": self.transitions}
+                "transitions": self.transitions, "surprise": self.surprise}
 
 
 def build_adapter(registry, name: str, warmup_s: float, params: Mapping[str, Any] | None = None) -> Adapter:

@@ -21,13 +21,18 @@ from __future__ import annotations
 import attrs
 import numpy as np
 
-__all__ = ["RELATIVE_EDGE_FEATURES", "RELATIVE_NODE_FEATURES", "TRANSITION_EDGE_FEATURES",
+__all__ = ["RELATIVE_EDGE_FEATURES", "RELATIVE_NODE_FEATURES", "STANDARDISED_NODE_FEATURES",
+           "TRANSITION_EDGE_FEATURES",
            "TRANSITION_NODE_FEATURES", "EdgeStats", "NodeStats", "relative_edge_columns",
            "relative_node_columns"]
 
 _BYTES = range(8)
 #: Interval ratios are floored at this share of the reference (repeated timestamps: ratio 0).
 _MIN_RATIO = 1e-3
+#: Added to the binomial variance of a byte's change count: one change more or less than expected
+#: is never more than about one standard deviation (a signal constant in a short reference may
+#: start moving later without looking like a failure).
+_SURPRISE_VARIANCE_FLOOR = 1.0
 
 #: Node feature columns of the profile-relative representation, in order.
 RELATIVE_NODE_FEATURES: tuple[str, ...] = (
@@ -36,6 +41,7 @@ RELATIVE_NODE_FEATURES: tuple[str, ...] = (
     "last_position",  # row of the last occurrence / W
     "count_vs_profile",  # log(count share / the ID's share of the reference)
     *(f"byte{k}_change" for k in _BYTES),  # share of frame pairs where byte k changed - the profile's
+    *(f"byte{k}_surprise" for k in _BYTES),  # asinh of the binomial z of byte k's changes (below)
     "dlc_shift",  # (mean DLC - profile mean DLC) / 8
     "period_ratio",  # log(mean IAT / profile period); 0 with fewer than 2 frames
     "jitter_ratio",  # log((IAT std + p/100) / (profile jitter + p/100)), p = period; needs 3 frames
@@ -60,6 +66,11 @@ RELATIVE_EDGE_FEATURES: tuple[str, ...] = (
     "unseen_transition",  # 1 if the profile never saw u -> v
 )
 
+
+#: Columns that are standardised by construction (a binomial z per byte): the normaliser leaves
+#: them as they are, because z-scoring each against the training vehicles' benign spread would
+#: blow up the bytes that rarely move there and make the columns incomparable with each other.
+STANDARDISED_NODE_FEATURES: tuple[str, ...] = tuple(f"byte{k}_surprise" for k in _BYTES)
 
 #: The columns that compare a window's transitions with the profile's. They drift: on a periodic
 #: bus which ID follows which depends on the senders' phases, and clocks drift apart, so the
@@ -105,6 +116,29 @@ def unseen_edges(table, nodes: NodeStats, edges: EdgeStats) -> np.ndarray:
     return (~table.has_transition(nodes.row[edges.src], nodes.row[edges.dst])).astype(np.float64)
 
 
+def byte_surprise(nodes: NodeStats, pchange: np.ndarray, ref_pairs: np.ndarray, has: np.ndarray
+                  ) -> np.ndarray:
+    """``[n, 8]``: how unlikely each byte's number of changes in the window is for this ID.
+
+    A byte that changed in share ``p`` of the reference's ``n_ref`` frame pairs is
+    expected to change in ``m p`` of the window's ``m`` pairs; the column is
+    ``asinh((k - m p) / sqrt(m p (1 - p) + 1))`` for ``k`` observed changes, with
+    ``p`` smoothed to ``(p n_ref + 1/2) / (n_ref + 1)`` so a reference of few
+    frames never claims a byte cannot change. A byte turning random (changes
+    where the vehicle's signal barely moves) or a frozen counter (no changes
+    where every frame changes it) is many binomial standard deviations out,
+    while the same share difference on a noisy byte is not: ``byte<k>_change``
+    reports the share difference, this its significance. Counts only, so it
+    is invariant to renaming IDs and to rescaling time.
+    """
+    pairs = np.maximum(nodes.count - 1, 0).astype(np.float64)[:, None]
+    changes = nodes.byte_change * pairs
+    n_ref = np.where(np.isfinite(ref_pairs), np.maximum(ref_pairs, 0.0), 0.0)[:, None]
+    p = (np.nan_to_num(pchange) * n_ref + 0.5) / (n_ref + 1.0)
+    z = (changes - pairs * p) / np.sqrt(pairs * p * (1.0 - p) + _SURPRISE_VARIANCE_FLOOR)
+    return np.where(has, np.arcsinh(z), 0.0)
+
+
 def relative_node_columns(
     table, nodes: NodeStats, edges: EdgeStats, unseen: np.ndarray
 ) -> dict[str, np.ndarray]:
@@ -138,6 +172,9 @@ def relative_node_columns(
     change = np.where(has, nodes.byte_change - np.nan_to_num(pchange), 0.0)
     for k in _BYTES:
         out[f"byte{k}_change"] = change[:, k]
+    surprise = byte_surprise(nodes, pchange, table.column("pairs", row), has)
+    for k in _BYTES:
+        out[f"byte{k}_surprise"] = surprise[:, k]
     out["unseen_in"] = np.bincount(edges.dst, weights=unseen, minlength=n_nodes) / w
     out["unseen_out"] = np.bincount(edges.src, weights=unseen, minlength=n_nodes) / w
     return out

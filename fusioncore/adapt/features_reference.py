@@ -73,7 +73,7 @@ def reference_relative_graph(
         f["unknown_id"] = float(row is None)
         f["fd_share"] = sum(fd[r] for r in at) / len(at)
         zero = ("count_vs_profile", "dlc_shift", "period_ratio", "jitter_ratio", "change_rate_shift",
-                *(f"byte{k}_change" for k in range(8)))
+                *(f"byte{k}_change" for k in range(8)), *(f"byte{k}_surprise" for k in range(8)))
         f.update(dict.fromkeys(zero, 0.0))
         if row is not None:
             p = profile
@@ -93,6 +93,13 @@ def reference_relative_graph(
                 if len(at) > 1 and math.isfinite(pchange):
                     moved = [payloads[b][k] != payloads[a][k] for a, b in pairwise(at)]
                     f[f"byte{k}_change"] = sum(moved) / len(moved) - pchange
+                    # how many binomial standard deviations the change count is from what this ID's
+                    # reference rate predicts (rate smoothed by half a pair; variance floored at 1)
+                    n_ref = max(int(p.count[row]) - 1, 0)
+                    rate_k = (pchange * n_ref + 0.5) / (n_ref + 1)
+                    m = len(moved)
+                    z = (sum(moved) - m * rate_k) / math.sqrt(m * rate_k * (1 - rate_k) + 1.0)
+                    f[f"byte{k}_surprise"] = math.asinh(z)
         nodes[key] = f
 
     gap = profile.median_gap_s if profile is not None else math.nan

@@ -20,6 +20,7 @@ Columns (one value per row, NaN where unknown):
 ``dlc``           mean DLC
 ``change_rate``   share of consecutive frames whose payload changed
 ``byte_change``   [n, 8] share of consecutive frames in which each byte changed
+``pairs``         consecutive frame pairs of the ID behind ``byte_change`` (its count - 1)
 
 Per reference: ``median_gap`` (seconds between consecutive frames of the bus).
 A table maps capture names (``Frames.sources``) to references; ``default``
@@ -46,6 +47,7 @@ _REF_SHIFT = 33
 #: Per-row columns of every table, with the value rows of an ID missing from a reference get.
 COLUMNS: dict[str, float] = {
     "period": np.nan, "jitter": np.nan, "share": np.nan, "dlc": np.nan, "change_rate": np.nan,
+    "pairs": np.nan,
 }
 
 
@@ -134,6 +136,7 @@ class ReferenceTable:
                 "period": cat(lambda p: p.period), "jitter": cat(lambda p: p.jitter),
                 "share": cat(lambda p: p.share), "dlc": cat(lambda p: p.dlc),
                 "change_rate": cat(lambda p: p.change_rate),
+                "pairs": cat(lambda p: np.maximum(p.count - 1, 0).astype(np.float64)),
             },
             byte_change=np.concatenate([p.byte_change for p in parts]) if parts else np.zeros((0, 8)),
             transitions=np.sort(np.concatenate(trans)) if trans else np.zeros(0, np.int64),

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch_geometric.data import Batch
 
+from fusioncore.adapt.features import STANDARDISED_NODE_FEATURES
 from fusioncore.adapt.reference import ReferenceTable
 from fusioncore.adapt.representation import ABSOLUTE, GraphRepresentation
 from fusioncore.contracts import GraphSchema
@@ -145,9 +146,11 @@ class FeatureNormalizer:
             graphs = builder.features(frames, benign[lo : lo + chunk])
             nodes.update(graphs.x)
             edges.update(graphs.edge_attr)
+        # columns standardised by construction keep their scale (see STANDARDISED_NODE_FEATURES)
+        fixed = np.isin(np.asarray(names_n, dtype=object), STANDARDISED_NODE_FEATURES)
         return cls(
-            node_mean=nodes.mean,
-            node_std=nodes.std(min_std),
+            node_mean=np.where(fixed, 0.0, nodes.mean),
+            node_std=np.where(fixed, 1.0, nodes.std(min_std)),
             edge_mean=edges.mean,
             edge_std=edges.std(min_std),
             node_features=names_n,

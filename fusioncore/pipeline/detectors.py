@@ -122,7 +122,14 @@ def load_detector(path: Path, cls: type, *, key: str | None = None) -> tuple[Det
     schema_d = json.loads(blob["schema_json"])
     schema = GraphSchema(**{k: tuple(v) if isinstance(v, list) else v for k, v in schema_d.items()})
     model = build_detector(cls, blob["name"], schema, params)
-    model.load_state_dict(blob["state_dict"])
+    try:
+        model.load_state_dict(blob["state_dict"])
+    except RuntimeError as exc:  # missing / unexpected / resized tensors: another version of the code
+        first = str(exc).strip().splitlines()[-1].strip() if str(exc).strip() else type(exc).__name__
+        raise ConfigError(
+            f"{path}: the checkpoint does not fit this version of detector {blob['name']!r} "
+            f"(saved by an older or newer plugin?): {first}; train it again"
+        ) from None
     model.eval()
     return model, params, schema
 

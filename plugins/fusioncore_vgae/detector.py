@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 import attrs
 import torch
 
+from fusioncore.adapt.features import STANDARDISED_NODE_FEATURES
 from fusioncore.contracts import Detector, DetectorOutput, GraphSchema
 from fusioncore.errors import ConfigError
 from fusioncore.nn import as_schema, plain_json
@@ -34,7 +35,10 @@ class VGAEDetector(Detector):
     Features per window: mean node-feature MSE, mean ID cross-entropy, edge
     BCE, mean / std / max / min of the latent means, and
     ``confidence = 1 / (1 + max(score, 0))`` (1 for windows no more unusual
-    than an average benign one, towards 0 as the anomaly grows).
+    than an average benign one, towards 0 as the anomaly grows), and
+    ``standardised_max``, the worst reconstruction error among the columns
+    standardised by construction (:data:`fusioncore.adapt.features.STANDARDISED_NODE_FEATURES`;
+    0 where the representation has none).
     """
 
     name: ClassVar[str] = "vgae"
@@ -48,6 +52,7 @@ class VGAEDetector(Detector):
         "z_max",
         "z_min",
         "confidence",
+        "standardised_max",
     )
     score_label: ClassVar[str] = "VGAE reconstruction error (z-score vs benign)"
 
@@ -90,6 +95,9 @@ class VGAEDetector(Detector):
         )
         self.network = VGAENetwork(self.schema, self.settings)
         self.calibration = ScoreCalibration(len(CHANNELS), self.settings.combine)
+        self.register_buffer("standardised", torch.tensor(
+            [f in STANDARDISED_NODE_FEATURES for f in self.schema.node_features], dtype=torch.bool),
+            persistent=False)
 
     @property
     def is_calibrated(self) -> bool:
@@ -98,7 +106,7 @@ class VGAEDetector(Detector):
     def forward(self, batch) -> tuple[Encoding, WindowErrors]:
         """Encode (sampling only in training mode) and measure the per-window errors."""
         encoding = self.network.encode(batch, sample=self.training)
-        return encoding, window_errors(self.network, batch, encoding)
+        return encoding, window_errors(self.network, batch, encoding, self.standardised)
 
     # ------------------------------------------------------------ training
     def _benign_loss(self, batch) -> tuple[torch.Tensor, int]:
@@ -156,13 +164,14 @@ class VGAEDetector(Detector):
     @torch.no_grad()
     def predict_step(self, batch, batch_idx: int = 0) -> DetectorOutput:
         encoding = self.network.encode(batch, sample=False)
-        errors = window_errors(self.network, batch, encoding)
+        errors = window_errors(self.network, batch, encoding, self.standardised)
         score = self.calibration(errors.channels())
         features = torch.cat(
             [
                 torch.stack([errors.node_mse, errors.id_ce, errors.edge_bce], dim=-1),
                 latent_stats(encoding.mu, batch.batch, batch.num_graphs),
                 (1.0 / (1.0 + score.clamp(min=0))).unsqueeze(-1),
+                errors.standardised_max.unsqueeze(-1),
             ],
             dim=-1,
         )

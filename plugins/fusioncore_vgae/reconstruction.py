@@ -16,7 +16,7 @@ from fusioncore_vgae.network import Encoding, VGAENetwork
 __all__ = ["CHANNELS", "WindowErrors", "dense_edge_bce", "latent_stats", "window_errors"]
 
 #: The error channels the anomaly score is built from, in column order.
-CHANNELS = ("node_mse", "node_mse_max", "id_ce", "id_ce_max", "edge_bce")
+CHANNELS = ("node_mse", "node_mse_max", "id_ce", "id_ce_max", "edge_bce", "standardised_max")
 
 
 @attrs.frozen(eq=False)
@@ -26,6 +26,9 @@ class WindowErrors:
     ``node_mse`` / ``id_ce`` average the per-node errors over the window's
     nodes; the ``_max`` variants take the worst node, so one corrupted ID among
     fifty is not diluted away. ``kl`` is the mean per-node KL divergence.
+    ``standardised_max`` is the largest absolute error among the node columns
+    that are standardised by construction (one byte's change surprise of one
+    node is not averaged with some thirty healthy columns either).
     """
 
     node_mse: torch.Tensor
@@ -34,16 +37,29 @@ class WindowErrors:
     id_ce_max: torch.Tensor
     edge_bce: torch.Tensor
     kl: torch.Tensor
+    standardised_max: torch.Tensor
 
     def channels(self) -> torch.Tensor:
         """The score channels as ``[n_graphs, len(CHANNELS)]``."""
         return torch.stack([getattr(self, name) for name in CHANNELS], dim=-1)
 
 
-def window_errors(network: VGAENetwork, batch, encoding: Encoding) -> WindowErrors:
-    """Decode ``encoding.z`` and measure how far each window is from its reconstruction."""
+def window_errors(network: VGAENetwork, batch, encoding: Encoding,
+                  standardised: torch.Tensor | None = None) -> WindowErrors:
+    """Decode ``encoding.z`` and measure how far each window is from its reconstruction.
+
+    ``standardised`` (bool ``[n_features]``) marks the node columns that are
+    standardised by construction; ``standardised_max`` is the window's largest
+    absolute reconstruction error among them (0 where there are none).
+    """
     graphs, size = batch.batch, batch.num_graphs
-    node_mse = (network.decode_features(encoding.z, batch.node_id) - batch.x).pow(2).mean(dim=-1)
+    diff = network.decode_features(encoding.z, batch.node_id) - batch.x
+    node_mse = diff.pow(2).mean(dim=-1)
+    if standardised is not None and bool(standardised.any()):
+        worst = diff[:, standardised].abs().amax(dim=-1)
+        standardised_max = scatter(worst, graphs, dim=0, dim_size=size, reduce="max")
+    else:
+        standardised_max = torch.zeros(size, dtype=diff.dtype, device=diff.device)
     id_ce = F.cross_entropy(network.decode_ids(encoding.z), batch.node_id, reduction="none")
     kl = -0.5 * (1 + encoding.logvar - encoding.mu.pow(2) - encoding.logvar.exp()).sum(dim=-1)
     return WindowErrors(
@@ -53,6 +69,7 @@ def window_errors(network: VGAENetwork, batch, encoding: Encoding) -> WindowErro
         id_ce_max=scatter(id_ce, graphs, dim=0, dim_size=size, reduce="max"),
         edge_bce=dense_edge_bce(encoding.z, batch.edge_index, graphs, size),
         kl=scatter(kl, graphs, dim=0, dim_size=size, reduce="mean"),
+        standardised_max=standardised_max,
     )
 
 
