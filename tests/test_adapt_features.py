@@ -319,3 +319,29 @@ def test_profile_adapter_surprise_switch_removes_only_the_surprise_columns():
         f for f in on.representation.node_features if f not in STANDARDISED_NODE_FEATURES)
     assert on.params()["surprise"] is True and off.params()["surprise"] is False
     assert on.fingerprint() != off.fingerprint()
+
+
+def test_byte_surprise_caps_how_much_a_long_reference_is_trusted():
+    """A signal byte that held still through the reference and then moves a little is drift, not failure."""
+    from fusioncore.adapt.features import SURPRISE_REFERENCE_PAIRS
+
+    def steady(i):
+        return [i % 16, 7, 0, 0, 0, 0, 0, 0]
+
+    def moved_once(i):
+        return [i % 16, 7 + (i > 20), 0, 0, 0, 0, 0, 0]
+
+    def garbage(i):
+        return [i % 16, (37 * i) % 256, 0, 0, 0, 0, 0, 0]
+
+    still = _one_id_capture(steady, 400)  # 399 pairs, byte 1 never moved
+    drift = _surprise_of_window(still, _one_id_capture(moved_once, 25))
+    garbled = _surprise_of_window(still, _one_id_capture(garbage, 25))
+    # the same as from a reference of exactly SURPRISE_REFERENCE_PAIRS pairs
+    short = _one_id_capture(steady, int(SURPRISE_REFERENCE_PAIRS) + 1)
+    np.testing.assert_allclose(drift, _surprise_of_window(short, _one_id_capture(moved_once, 25)), rtol=1e-6)
+    assert drift[1] < 1.0 < 2.5 < garbled[1]  # one change in 24 pairs vs 24 of 24
+    # by hand: n = 10, p = 0.5 / 11, m = 24, k = 1, beta-binomial variance + 1
+    p, m, n = 0.5 / 11, 24, 10
+    z = (1 - m * p) / np.sqrt(m * p * (1 - p) * (n + 1 + m) / (n + 2) + 1)
+    assert drift[1] == pytest.approx(np.arcsinh(z), rel=1e-6)

@@ -15,7 +15,11 @@ from itertools import pairwise
 
 import numpy as np
 
-from fusioncore.adapt.features import RELATIVE_EDGE_FEATURES, RELATIVE_NODE_FEATURES
+from fusioncore.adapt.features import (
+    RELATIVE_EDGE_FEATURES,
+    RELATIVE_NODE_FEATURES,
+    SURPRISE_REFERENCE_PAIRS,
+)
 from fusioncore.adapt.profile import VehicleProfile
 from fusioncore.data.frames import FLAG_FD, Frames
 
@@ -93,12 +97,14 @@ def reference_relative_graph(
                 if len(at) > 1 and math.isfinite(pchange):
                     moved = [payloads[b][k] != payloads[a][k] for a, b in pairwise(at)]
                     f[f"byte{k}_change"] = sum(moved) / len(moved) - pchange
-                    # how many binomial standard deviations the change count is from what this ID's
-                    # reference rate predicts (rate smoothed by half a pair; variance floored at 1)
-                    n_ref = max(int(p.count[row]) - 1, 0)
+                    # how many standard deviations the change count is from what this ID's reference
+                    # rate predicts: beta-binomial, the reference worth at most SURPRISE_REFERENCE_PAIRS
+                    # pairs, the rate smoothed by half a pair, the variance floored at 1
+                    n_ref = min(max(int(p.count[row]) - 1, 0), SURPRISE_REFERENCE_PAIRS)
                     rate_k = (pchange * n_ref + 0.5) / (n_ref + 1)
                     m = len(moved)
-                    z = (sum(moved) - m * rate_k) / math.sqrt(m * rate_k * (1 - rate_k) + 1.0)
+                    var = m * rate_k * (1 - rate_k) * (n_ref + 1 + m) / (n_ref + 2)
+                    z = (sum(moved) - m * rate_k) / math.sqrt(var + 1.0)
                     f[f"byte{k}_surprise"] = math.asinh(z)
         nodes[key] = f
 
