@@ -125,10 +125,12 @@ def load_detector(path: Path, cls: type, *, key: str | None = None) -> tuple[Det
     try:
         model.load_state_dict(blob["state_dict"])
     except RuntimeError as exc:  # missing / unexpected / resized tensors: another version of the code
-        first = str(exc).strip().splitlines()[-1].strip() if str(exc).strip() else type(exc).__name__
+        # torch lists every mismatch on its own line; the last one says what differs
+        lines = str(exc).strip().splitlines()
+        what = lines[-1].strip() if lines else type(exc).__name__
         raise ConfigError(
             f"{path}: the checkpoint does not fit this version of detector {blob['name']!r} "
-            f"(saved by an older or newer plugin?): {first}; train it again"
+            f"(saved by an older or newer plugin?): {what}; train it again"
         ) from None
     model.eval()
     return model, params, schema

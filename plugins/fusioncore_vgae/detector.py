@@ -96,8 +96,8 @@ class VGAEDetector(Detector):
         self.network = VGAENetwork(self.schema, self.settings)
         self.calibration = ScoreCalibration(len(CHANNELS), self.settings.combine)
         self.register_buffer("standardised", torch.tensor(
-            [f in STANDARDISED_NODE_FEATURES for f in self.schema.node_features], dtype=torch.bool),
-            persistent=False)
+            [i for i, f in enumerate(self.schema.node_features) if f in STANDARDISED_NODE_FEATURES],
+            dtype=torch.long), persistent=False)
 
     @property
     def is_calibrated(self) -> bool:

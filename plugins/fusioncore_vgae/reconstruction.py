@@ -48,15 +48,17 @@ def window_errors(network: VGAENetwork, batch, encoding: Encoding,
                   standardised: torch.Tensor | None = None) -> WindowErrors:
     """Decode ``encoding.z`` and measure how far each window is from its reconstruction.
 
-    ``standardised`` (bool ``[n_features]``) marks the node columns that are
+    ``standardised`` (int64 column indices) names the node columns that are
     standardised by construction; ``standardised_max`` is the window's largest
-    absolute reconstruction error among them (0 where there are none).
+    absolute reconstruction error among them (0 where there are none). Indices,
+    not a mask: whether there are any is the tensor's length, which asks the
+    device nothing.
     """
     graphs, size = batch.batch, batch.num_graphs
     diff = network.decode_features(encoding.z, batch.node_id) - batch.x
     node_mse = diff.pow(2).mean(dim=-1)
-    if standardised is not None and bool(standardised.any()):
-        worst = diff[:, standardised].abs().amax(dim=-1)
+    if standardised is not None and len(standardised):
+        worst = diff.index_select(1, standardised).abs().amax(dim=-1)
         standardised_max = scatter(worst, graphs, dim=0, dim_size=size, reduce="max")
     else:
         standardised_max = torch.zeros(size, dtype=diff.dtype, device=diff.device)
